@@ -1,0 +1,17 @@
+"""ttsbook: test-time scaling with linear self-attention and a GPT-style transformer.
+
+The public API is what the book imports; see each module for the contract.
+"""
+from .evaluate import bootstrap_mean_ci, evaluate, prompt_errors, summarize
+from .lsa import LSA, LSAConfig, cot_column, embed
+from .predictors import GradientDescent, LeastSquares, PseudoNewton
+from .spectra import (check_covariance, hardness, isotropic, missing_skills, power_law,
+                      random_rotation, rotate)
+from .tasks import MixtureTask, Prompts, RegressionTask
+from .theory import (gamma, mixture_optimum, mu_spectrum, n_star, one_step_error,
+                     population_error, pseudo_newton_v, scaling_law, selection_objective,
+                     task_selection, wishart_second_moment)
+from .train import TrainConfig, direct_loss, train
+from .utils import book_scale, load_checkpoint, resolve_device, save_checkpoint
+
+__version__ = "0.1.0"

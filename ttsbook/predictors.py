@@ -1,0 +1,69 @@
+"""Reference predictors that answer like the models: ``predict(prompts, n_steps) -> (B, k, d)``.
+
+They see only the prompt's ``X`` and ``y`` (never ``w``) and run in float64.
+"""
+from __future__ import annotations
+
+import torch
+
+from .lsa import check_steps
+from .spectra import DTYPE
+from .tasks import Prompts
+from .theory import pseudo_newton_v
+
+
+def _moments(prompts: Prompts) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Ŝ = XᵀX/m`` (B, d, d) and ``b = Xᵀy/m`` (B, d), where ``Ŝ w = b`` when noiseless."""
+    prompts = prompts.validate()
+    X, y = prompts.X.to(DTYPE), prompts.y.to(DTYPE)
+    m = X.shape[1]
+    return X.transpose(1, 2) @ X / m, torch.einsum("bnd,bn->bd", X, y) / m
+
+
+class PseudoNewton:
+    """Preconditioned steps ``ŵ ← ŵ + V (Ŝ ŵ − b)`` from ``ŵ_0 = 0``.
+
+    ``V = −Γ⁻¹`` (see ``trained``) is exactly what the trained LSA computes.
+    """
+
+    def __init__(self, V: torch.Tensor):
+        self.V = torch.as_tensor(V, dtype=DTYPE)
+        if self.V.ndim != 2 or self.V.shape[0] != self.V.shape[1]:
+            raise ValueError(f"V must be a square (d, d) matrix, got shape {tuple(self.V.shape)}")
+
+    @classmethod
+    def trained(cls, cov: torch.Tensor, n: float) -> "PseudoNewton":
+        """The closed-form trained LSA for training covariance ``cov`` and context ``n``."""
+        return cls(pseudo_newton_v(cov, n))
+
+    def predict(self, prompts: Prompts, n_steps: int) -> torch.Tensor:
+        check_steps(n_steps)
+        S, b = _moments(prompts)
+        d = S.shape[-1]
+        if self.V.shape[0] != d:
+            raise ValueError(f"prompts have d = {d}, but V is {tuple(self.V.shape)}")
+        V = self.V.to(S.device)
+        w_hat, iterates = torch.zeros_like(b), []
+        for _ in range(n_steps):
+            w_hat = w_hat + (torch.einsum("bij,bj->bi", S, w_hat) - b) @ V.T
+            iterates.append(w_hat)
+        return torch.stack(iterates, 1) if iterates else b.new_zeros(len(b), 0, d)
+
+
+class GradientDescent(PseudoNewton):
+    """Plain gradient descent on the prompt's loss ``½ wᵀŜw − bᵀw`` with step ``lr``."""
+
+    def __init__(self, lr: float, n_dims: int):
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr!r}")
+        super().__init__(-lr * torch.eye(n_dims, dtype=DTYPE))
+
+
+class LeastSquares:
+    """Minimum-norm least squares ``Ŝ⁺ b`` at every k: exact Newton converges in one step."""
+
+    def predict(self, prompts: Prompts, n_steps: int) -> torch.Tensor:
+        check_steps(n_steps)
+        S, b = _moments(prompts)
+        w_hat = torch.einsum("bij,bj->bi", torch.linalg.pinv(S, hermitian=True), b)
+        return w_hat[:, None, :].expand(-1, n_steps, -1)

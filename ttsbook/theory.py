@@ -1,0 +1,187 @@
+"""Closed forms of the paper (float64). See ``shared/science.md`` §3–4 and the book.
+
+Convention: every *error* here is per coordinate, ``E||ŵ − w||² / d`` with ``w ~ N(0, I_d)``,
+so predicting ``ŵ = 0`` scores 1. Arrays over k are indexed by the number of passes
+``k = 0, 1, …, n_steps`` (entry 0 is the starting point ``ŵ_0 = 0``).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .spectra import DTYPE, check_covariance, hardness
+
+
+def _check_n(n, name: str = "n") -> None:
+    if not isinstance(n, (int, float)) or isinstance(n, bool) or not n >= 1:
+        raise ValueError(f"{name} must be a number >= 1, got {n!r}")
+
+
+def _check_steps(n_steps, name: str = "n_steps") -> None:
+    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {n_steps!r}")
+
+
+def _check_square(V: torch.Tensor, d: int, name: str = "V") -> torch.Tensor:
+    V = torch.as_tensor(V, dtype=DTYPE)
+    if tuple(V.shape) != (d, d):
+        raise ValueError(f"{name} must have shape {(d, d)} to match the covariance, got {tuple(V.shape)}")
+    return V
+
+
+def gamma(cov: torch.Tensor, n: float) -> torch.Tensor:
+    """``Γ = (1 + 1/n) Λ + (tr Λ / n) I``: the training data's regularised covariance."""
+    cov = check_covariance(cov)
+    _check_n(n)
+    eye = torch.eye(cov.shape[0], dtype=DTYPE)
+    return (1 + 1 / n) * cov + torch.trace(cov) / n * eye
+
+
+def pseudo_newton_v(cov: torch.Tensor, n: float) -> torch.Tensor:
+    """``V31* = −Γ⁻¹``: the minimiser of the population direct-prediction loss."""
+    return -torch.linalg.inv(gamma(cov, n))
+
+
+def wishart_second_moment(cov: torch.Tensor, B: torch.Tensor, n: int) -> torch.Tensor:
+    """``E[Ŝ B Ŝ]`` for ``Ŝ = X Xᵀ/n`` with n columns ``x ~ N(0, Λ)`` and any square B."""
+    cov = check_covariance(cov)
+    _check_n(n)
+    B = _check_square(B, cov.shape[0], "B")
+    one_over_n = (cov @ B @ cov + cov @ B.T @ cov + torch.trace(cov @ B) * cov) / n
+    return (n - 1) / n * cov @ B @ cov + one_over_n
+
+
+def population_error(V: torch.Tensor, cov_test: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """Error of k CoT steps ``ŵ ← ŵ + V Σ̂ (ŵ − w)`` when the test prompt is infinitely long.
+
+    Returns a ``(n_steps + 1,)`` tensor: ``||(I + VΣ)^k||_F² / d`` for k = 0..n_steps.
+    With ``V = −Γ⁻¹`` this is ``||(I − Γ⁻¹Σ)^k||_F² / d``.
+    """
+    cov_test = check_covariance(cov_test, "cov_test")
+    _check_steps(n_steps)
+    d = cov_test.shape[0]
+    step = torch.eye(d, dtype=DTYPE) + _check_square(V, d) @ cov_test
+    out, power = [], torch.eye(d, dtype=DTYPE)
+    for _ in range(n_steps + 1):
+        out.append((power ** 2).sum() / d)
+        power = step @ power
+    return torch.stack(out)
+
+
+def one_step_error(V: torch.Tensor, cov_test: torch.Tensor, m: int) -> float:
+    """Exact error of one pass with a test prompt of ``m`` examples ``x ~ N(0, Σ)``.
+
+    ``(||I + VΣ||_F² + (tr(VΣ²Vᵀ) + tr(VΣVᵀ) tr Σ) / m) / d``.
+    """
+    cov_test = check_covariance(cov_test, "cov_test")
+    _check_n(m, "m")
+    d = cov_test.shape[0]
+    V = _check_square(V, d)
+    bias = ((torch.eye(d, dtype=DTYPE) + V @ cov_test) ** 2).sum()
+    var = torch.trace(V @ cov_test @ cov_test @ V.T) + torch.trace(V @ cov_test @ V.T) * torch.trace(cov_test)
+    return ((bias + var / m) / d).item()
+
+
+def mu_spectrum(V: torch.Tensor, cov_test: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues ``μ_j`` of ``−VΣ`` (``Γ⁻¹Σ`` for the trained V), ascending.
+
+    A direction contracts under CoT when ``0 < μ < 2`` and expands when ``μ > 2``.
+    """
+    cov_test = check_covariance(cov_test, "cov_test")
+    mu = torch.linalg.eigvals(-_check_square(V, cov_test.shape[0]) @ cov_test)
+    return torch.sort(mu.real).values
+
+
+def scaling_law(cov: torch.Tensor, n: float, n_steps: int) -> torch.Tensor:
+    """Upper bound ``(1 + n/(1 + Hard))^(−2k)`` on the error for k = 0..n_steps (Σ = Λ, m → ∞).
+
+    It is an equality for ``Λ = I``.
+    """
+    _check_n(n)
+    _check_steps(n_steps)
+    k = torch.arange(n_steps + 1, dtype=DTYPE)
+    return (1 + n / (1 + hardness(cov))) ** (-2 * k)
+
+
+def n_star(hard: float, k, eps: float) -> torch.Tensor:
+    """Training context the scaling law asks for to reach error ``eps`` with ``k`` steps.
+
+    ``n*(k) = (1 + Hard)((1/eps)^(1/(2k)) − 1)`` (per-coordinate error, so no factor d).
+    """
+    if not hard > 0:
+        raise ValueError(f"hard must be > 0, got {hard!r}")
+    if not 0 < eps < 1:
+        raise ValueError(f"eps must lie in (0, 1), got {eps!r}")
+    k = torch.as_tensor(k, dtype=DTYPE)
+    if (k < 1).any():
+        raise ValueError(f"k must be >= 1, got {k.tolist()}")
+    return (1 + hard) * ((1 / eps) ** (1 / (2 * k)) - 1)
+
+
+def _check_mixture(covs: Sequence[torch.Tensor], probs) -> tuple[list, torch.Tensor]:
+    covs = [check_covariance(c, f"covs[{i}]") for i, c in enumerate(covs)]
+    if not covs or any(c.shape != covs[0].shape for c in covs):
+        raise ValueError("covs must be a non-empty list of same-shape covariances")
+    probs = torch.as_tensor(probs, dtype=DTYPE)
+    if probs.shape != (len(covs),) or (probs < 0).any() or abs(probs.sum().item() - 1) > 1e-6:
+        raise ValueError(f"probs must be {len(covs)} non-negative numbers summing to 1, got {probs.tolist()}")
+    return covs, probs
+
+
+def mixture_optimum(covs: Sequence[torch.Tensor], probs, n: float) -> torch.Tensor:
+    """Trained ``V*`` for a mixture of task covariances.
+
+    ``V* = −(Σ π_ℓ Λ_ℓ)(Σ π_ℓ [(1 + 1/n) Λ_ℓ² + (tr Λ_ℓ / n) Λ_ℓ])⁻¹``; ``−Γ⁻¹`` for one task.
+    """
+    covs, probs = _check_mixture(covs, probs)
+    _check_n(n)
+    mean = sum(p * c for p, c in zip(probs, covs))
+    second = sum(p * ((1 + 1 / n) * c @ c + torch.trace(c) / n * c) for p, c in zip(probs, covs))
+    return -mean @ torch.linalg.inv(second)
+
+
+def selection_objective(covs: Sequence[torch.Tensor], cov_target: torch.Tensor, probs) -> float:
+    """``||I − Σ⁻¹ Σ_ℓ π_ℓ Λ_ℓ||_F²``: how far the training mixture is from the target Σ."""
+    covs, probs = _check_mixture(covs, probs)
+    target = check_covariance(cov_target, "cov_target", definite=True)
+    mix = sum(p * c for p, c in zip(probs, covs))
+    eye = torch.eye(target.shape[0], dtype=DTYPE)
+    return ((eye - torch.linalg.solve(target, mix)) ** 2).sum().item()
+
+
+def _project_simplex(v: torch.Tensor) -> torch.Tensor:
+    """Euclidean projection onto the probability simplex (Duchi et al., 2008)."""
+    u = torch.sort(v, descending=True).values
+    css = torch.cumsum(u, 0) - 1
+    idx = torch.arange(1, len(v) + 1, dtype=v.dtype)
+    rho = torch.nonzero(u - css / idx > 0).max()
+    return (v - css[rho] / (rho + 1)).clamp(min=0)
+
+
+def task_selection(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
+                   n_iter: int = 5000, tol: float = 1e-12) -> torch.Tensor:
+    """Probabilities π on the simplex minimising ``selection_objective`` (a convex QP).
+
+    Objective ``πᵀQπ − 2bᵀπ + d`` with ``Q_ℓℓ' = tr(Λ_ℓ Σ⁻² Λ_ℓ')``, ``b_ℓ = tr(Σ⁻¹ Λ_ℓ)``,
+    solved by accelerated projected gradient (FISTA) from the uniform mixture.
+    """
+    covs, _ = _check_mixture(covs, torch.full((len(covs),), 1 / max(len(covs), 1)))
+    target = check_covariance(cov_target, "cov_target", definite=True)
+    if covs[0].shape != target.shape:
+        raise ValueError(f"cov_target must have shape {tuple(covs[0].shape)}, got {tuple(target.shape)}")
+    inv = torch.linalg.inv(target)
+    Q = torch.stack([torch.stack([torch.trace(a @ inv @ inv @ b) for b in covs]) for a in covs])
+    b = torch.stack([torch.trace(inv @ a) for a in covs])
+    lr = 1 / (2 * torch.linalg.eigvalsh(Q).max())
+    pi = torch.full((len(covs),), 1 / len(covs), dtype=DTYPE)
+    z, t = pi.clone(), 1.0
+    for _ in range(n_iter):
+        new = _project_simplex(z - lr * 2 * (Q @ z - b))
+        t_new = (1 + (1 + 4 * t * t) ** 0.5) / 2
+        z, t = new + (t - 1) / t_new * (new - pi), t_new
+        done = (new - pi).abs().max() < tol
+        pi = new
+        if done:
+            break
+    return pi
