@@ -125,11 +125,13 @@ class LSA(nn.Module):
         Z = embed(prompts)                       # (B, D, n + 1)
         state, z = Z @ Z.transpose(1, 2), Z[:, :, -1]
         iterates = []
-        for _ in range(n_steps):
+        for step in range(n_steps):
             w_hat = self.query(state, z, n)[:, d + 1:2 * d + 1]
             iterates.append(w_hat)
+            if step + 1 == n_steps:
+                break
             z = cot_column(w_hat)[:, :, 0]       # append (0, 0, ŵ, 1) to the prompt
-            if state.requires_grad:              # keep autograd's saved tensors intact
+            if torch.is_grad_enabled():          # autograd needs the old state intact
                 state = state + z[:, :, None] * z[:, None, :]
             else:                                # in place: no (B, D, D) copy per step
                 state.baddbmm_(z[:, :, None], z[:, None, :])

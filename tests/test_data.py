@@ -1,0 +1,86 @@
+"""Covariances and the task sampler: validity, determinism, streams, clear errors."""
+import pytest
+import torch
+
+import ttsbook as tb
+from ttsbook.spectra import DTYPE
+from ttsbook.tasks import generator
+
+
+def test_spectra_shapes_and_hardness():
+    d = 6
+    assert tb.hardness(tb.isotropic(d)) == pytest.approx(d)
+    raw, norm = tb.power_law(d, 1.0, normalise=False), tb.power_law(d, 1.0)
+    assert raw[0, 0] == 1 and torch.trace(norm).item() == pytest.approx(d)
+    assert tb.hardness(raw) == pytest.approx(tb.hardness(norm))          # scale-free
+    assert tb.hardness(tb.rotate(raw, seed=2)) == pytest.approx(tb.hardness(raw))
+    missing = tb.missing_skills(d, [0, 3], eps=0.01)
+    assert torch.allclose(torch.diagonal(missing), torch.tensor([0.01, 1, 1, 0.01, 1, 1], dtype=DTYPE))
+    assert tb.hardness(tb.missing_skills(d, [1], eps=0.0)) == float("inf")
+    q = tb.random_rotation(d, seed=5)
+    assert torch.allclose(q @ q.T, torch.eye(d, dtype=DTYPE), atol=1e-12)
+
+
+@pytest.mark.parametrize("cov, message", [
+    (torch.tensor([[1.0, 0.5], [0.0, 1.0]]), "symmetric"),
+    (torch.tensor([[1.0, 2.0], [2.0, 1.0]]), "smallest eigenvalue is -1"),
+    (torch.ones(2, 3), r"square \(d, d\)"),
+    (torch.tensor([[1.0, float("nan")], [float("nan"), 1.0]]), "NaN"),
+])
+def test_bad_covariance_is_rejected(cov, message):
+    with pytest.raises(ValueError, match=message):
+        tb.RegressionTask(cov)
+    with pytest.raises(ValueError, match="cov_test"):
+        tb.population_error(torch.eye(cov.shape[0]), cov, 3)
+
+
+def test_bad_sizes_are_rejected():
+    eye = tb.isotropic(3)
+    with pytest.raises(ValueError, match="n must be a number >= 1"):
+        tb.gamma(eye, 0)
+    with pytest.raises(ValueError, match="n_points"):
+        tb.RegressionTask(eye).sample(0, 4)
+    with pytest.raises(ValueError, match="n_steps"):
+        tb.population_error(eye, eye, -1)
+    with pytest.raises(ValueError, match="V must have shape"):
+        tb.population_error(torch.eye(4), eye, 2)
+    with pytest.raises(ValueError, match="directions"):
+        tb.missing_skills(3, [5])
+    with pytest.raises(ValueError, match="probs"):
+        tb.MixtureTask([eye, eye], [0.7, 0.7])
+    with pytest.raises(ValueError, match="split"):
+        tb.RegressionTask(eye).sample(3, 2, split="test")
+
+
+def test_sampler_is_deterministic_and_correct():
+    cov = tb.rotate(tb.power_law(4, 1.0), seed=1)
+    task = tb.RegressionTask(cov)
+    a = task.sample(10, 3, seed=7, step=2, dtype=DTYPE)
+    b = task.sample(10, 3, seed=7, step=2, dtype=DTYPE)
+    assert torch.equal(a.X, b.X) and torch.equal(a.w, b.w)
+    assert torch.allclose(a.y, torch.einsum("bnd,bd->bn", a.X, a.w))
+    assert not torch.equal(task.sample(10, 3, seed=7, step=3).X, a.X.float())
+    assert not torch.equal(task.sample(10, 3, seed=7, step=2, split="eval").X, a.X.float())
+    big = task.sample(200, 500, seed=0, dtype=DTYPE)
+    emp = torch.einsum("bni,bnj->ij", big.X, big.X) / (200 * 500)
+    assert torch.allclose(emp, cov, atol=0.03)
+    assert big.w.var().item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_streams_are_separate():
+    """Label noise draws from its own stream: adding it leaves features and tasks untouched."""
+    cov = tb.isotropic(3)
+    clean = tb.RegressionTask(cov).sample(5, 4, seed=1, dtype=DTYPE)
+    noisy = tb.RegressionTask(cov, noise_std=0.5).sample(5, 4, seed=1, dtype=DTYPE)
+    assert torch.equal(clean.X, noisy.X) and torch.equal(clean.w, noisy.w)
+    assert (clean.y - noisy.y).std().item() == pytest.approx(0.5, rel=0.5)
+    assert generator(1, 0, "features").initial_seed() != generator(1, 0, "tasks").initial_seed()
+
+
+def test_mixture_draws_each_component():
+    d = 3
+    covs = [tb.missing_skills(d, [0], 0.0), tb.missing_skills(d, [1, 2], 0.0)]
+    p = tb.MixtureTask(covs, [0.25, 0.75]).sample(4, 4000, seed=0, dtype=DTYPE)
+    first_only = (p.X[:, :, 0] == 0).all(1)   # prompts from covs[0] never use direction 0
+    assert first_only.double().mean().item() == pytest.approx(0.25, abs=0.03)
+    assert ((p.X[~first_only][:, :, 1:] == 0).all())

@@ -1,0 +1,151 @@
+"""Closed forms against Monte Carlo, exact solves and brute force."""
+import itertools
+
+import pytest
+import torch
+
+import ttsbook as tb
+from ttsbook.spectra import DTYPE
+
+
+def _mc_sample_cov(cov, n, reps, seed):
+    """``reps`` empirical covariances Ŝ = XᵀX/n, each from n samples of N(0, cov): (reps, d, d)."""
+    X = tb.RegressionTask(cov).sample(n, reps, seed=seed, dtype=DTYPE).X
+    return X.transpose(1, 2) @ X / n
+
+
+def test_wishart_identity_non_diagonal():
+    d, n = 4, 6
+    cov = tb.rotate(tb.power_law(d, 1.0), seed=3)
+    B = torch.randn(d, d, generator=torch.Generator().manual_seed(1), dtype=DTYPE)
+    B = B + B.T + 0.5 * torch.randn(d, d, generator=torch.Generator().manual_seed(2), dtype=DTYPE)  # non-symmetric
+    S = _mc_sample_cov(cov, n, 400_000, seed=5)
+    mc = (S @ B @ S).mean(0)
+    exact = tb.wishart_second_moment(cov, B, n)
+    assert torch.linalg.norm(mc - exact) / torch.linalg.norm(exact) < 0.02
+
+
+@pytest.mark.parametrize("n, expected", [(10, 10.27), (20, 7.75), (30, 7.02)])
+def test_one_step_error_known_values(n, expected):
+    eye = tb.isotropic(20)
+    assert 20 * tb.one_step_error(tb.pseudo_newton_v(eye, n), eye, 40) == pytest.approx(expected, abs=0.005)
+
+
+@pytest.mark.parametrize("n", [10, 20, 30])
+def test_one_step_error_matches_monte_carlo(n):
+    eye, m = tb.isotropic(20), 40
+    prompts = tb.RegressionTask(eye).sample(m, 20_000, seed=n, split="eval", dtype=DTYPE)
+    mc = tb.prompt_errors(tb.PseudoNewton.trained(eye, n), prompts, 1).mean().item()
+    exact = tb.one_step_error(tb.pseudo_newton_v(eye, n), eye, m)
+    assert mc == pytest.approx(exact, rel=0.02)
+
+
+def test_one_step_error_any_v_non_isotropic():
+    d, m = 5, 12
+    sigma = tb.rotate(tb.power_law(d, 0.7), seed=4)
+    V = -0.3 * torch.eye(d, dtype=DTYPE) + 0.05 * torch.randn(d, d, generator=torch.Generator().manual_seed(0),
+                                                               dtype=DTYPE)
+    prompts = tb.RegressionTask(sigma).sample(m, 100_000, seed=9, split="eval", dtype=DTYPE)
+    mc = tb.prompt_errors(tb.PseudoNewton(V), prompts, 1).mean().item()
+    assert mc == pytest.approx(tb.one_step_error(V, sigma, m), rel=0.02)
+
+
+def test_population_error_matches_monte_carlo_at_large_m():
+    d, n, K = 6, 10, 5
+    lam = tb.rotate(tb.power_law(d, 1.0), seed=1)
+    sigma = tb.isotropic(d)
+    V = tb.pseudo_newton_v(lam, n)
+    prompts = tb.RegressionTask(sigma).sample(4000, 2000, seed=2, split="eval", dtype=DTYPE)
+    mc = tb.prompt_errors(tb.PseudoNewton(V), prompts, K).mean(0)
+    exact = tb.population_error(V, sigma, K)
+    assert exact[0] == pytest.approx(1.0)
+    assert torch.allclose(mc, exact[1:], rtol=0.03)
+
+
+def test_scaling_law_is_equality_for_isotropic_and_bound_otherwise():
+    d, n, K = 8, 15, 6
+    eye = tb.isotropic(d)
+    assert torch.allclose(tb.population_error(tb.pseudo_newton_v(eye, n), eye, K), tb.scaling_law(eye, n, K))
+    lam = tb.rotate(tb.power_law(d, 1.5), seed=0)
+    pop = tb.population_error(tb.pseudo_newton_v(lam, n), lam, K)
+    assert (pop <= tb.scaling_law(lam, n, K) + 1e-12).all()
+    assert (pop[1:] < tb.scaling_law(lam, n, K)[1:]).all()
+
+
+def test_n_star_inverts_the_scaling_law():
+    hard, eps = 20.0, 0.01
+    for k in (1, 2, 5):
+        n = tb.n_star(hard, k, eps).item()
+        assert (1 + n / (1 + hard)) ** (-2 * k) == pytest.approx(eps)
+    ks = torch.arange(1, 6)
+    assert (tb.n_star(hard, ks, eps).diff() < 0).all()  # more steps, shorter context
+
+
+def test_gd_step_for_isotropic_training():
+    d, n = 7, 12
+    assert torch.allclose(tb.pseudo_newton_v(tb.isotropic(d), n), -n / (n + d + 1) * torch.eye(d, dtype=DTYPE))
+
+
+def test_mu_spectrum_rule_and_values():
+    d = 20
+    lam = tb.power_law(d, 1.0, normalise=True)
+    mus = [tb.mu_spectrum(tb.pseudo_newton_v(lam, n), tb.isotropic(d)).max().item() for n in (10, 20, 30)]
+    assert [round(m, 2) for m in mus] == [0.43, 0.77, 1.05]  # science.md §5
+    # A direction absent from training but present at test time expands once n is large.
+    lam = tb.missing_skills(d, [0], eps=1e-3)
+    assert tb.mu_spectrum(tb.pseudo_newton_v(lam, 100), tb.isotropic(d)).max() > 2
+
+
+def test_mixture_optimum_reduces_to_single_task_and_is_stationary():
+    d, n = 4, 9
+    lam = tb.rotate(tb.power_law(d, 1.0), seed=2)
+    assert torch.allclose(tb.mixture_optimum([lam], [1.0], n), tb.pseudo_newton_v(lam, n))
+    covs = [tb.isotropic(d), lam, tb.missing_skills(d, [1], 0.2)]
+    probs = torch.tensor([0.2, 0.5, 0.3], dtype=DTYPE)
+    V = tb.mixture_optimum(covs, probs, n).requires_grad_(True)
+    # Population loss d·E||(I + V Ŝ) w||²/d = tr(I) + 2 tr(V E Ŝ) + tr(V E[ŜŜ] Vᵀ).
+    eye = torch.eye(d, dtype=DTYPE)
+    loss = sum(p * (torch.trace(eye + 2 * V @ c) + torch.trace(V @ tb.wishart_second_moment(c, eye, n) @ V.T))
+               for p, c in zip(probs, covs))
+    (grad,) = torch.autograd.grad(loss, V)
+    assert grad.abs().max() < 1e-10
+
+
+def _brute_force(covs, target):
+    """Exact QP optimum by solving the KKT system on every support."""
+    inv = torch.linalg.inv(target)
+    best, best_val = None, float("inf")
+    for size in range(1, len(covs) + 1):
+        for support in itertools.combinations(range(len(covs)), size):
+            cs = [covs[i] for i in support]
+            Q = torch.tensor([[torch.trace(a @ inv @ inv @ b).item() for b in cs] for a in cs], dtype=DTYPE)
+            b = torch.tensor([torch.trace(inv @ a).item() for a in cs], dtype=DTYPE)
+            kkt = torch.zeros(size + 1, size + 1, dtype=DTYPE)
+            kkt[:size, :size], kkt[:size, size], kkt[size, :size] = 2 * Q, 1, 1
+            sol = torch.linalg.lstsq(kkt, torch.cat([2 * b, torch.ones(1, dtype=DTYPE)])[:, None]).solution[:size, 0]
+            if (sol < -1e-10).any():
+                continue
+            pi = torch.zeros(len(covs), dtype=DTYPE)
+            pi[list(support)] = sol.clamp(min=0) / sol.clamp(min=0).sum()
+            val = tb.selection_objective(covs, target, pi)
+            if val < best_val:
+                best, best_val = pi, val
+    return best, best_val
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_task_selection_qp(seed):
+    d, L = 5, 4
+    g = torch.Generator().manual_seed(seed)
+    covs = [tb.rotate(torch.diag(torch.rand(d, generator=g, dtype=DTYPE) * 3 + 0.05), seed=seed * 10 + i)
+            for i in range(L)]
+    target = tb.rotate(tb.power_law(d, 0.5), seed=seed)
+    pi = tb.task_selection(covs, target)
+    assert (pi >= 0).all() and pi.sum().item() == pytest.approx(1.0)
+    val = tb.selection_objective(covs, target, pi)
+    vertices = [tb.selection_objective(covs, target, torch.eye(L, dtype=DTYPE)[i]) for i in range(L)]
+    assert val <= min(vertices) + 1e-9
+    assert val <= tb.selection_objective(covs, target, torch.full((L,), 1 / L, dtype=DTYPE)) + 1e-9
+    best, best_val = _brute_force(covs, target)
+    assert val == pytest.approx(best_val, abs=1e-8)
+    assert torch.allclose(pi, best, atol=1e-4)
