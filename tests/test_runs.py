@@ -1,0 +1,133 @@
+"""CoT training of the GPT model and runs that survive: specs, loss, checkpoints, resume, skip."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+import torch
+
+from ttsbook.gpt import GPT
+from ttsbook.runs import (RunConfig, cot_loss, cot_tokens, export_half, load_config, load_run,
+                          make_task, parse_cov, run_dir, train_run)
+from ttsbook.spectra import power_law
+from ttsbook.tasks import MixtureTask
+from ttsbook.utils import load_checkpoint
+
+TINY = {"n_dims": 2, "n_layer": 1, "n_head": 2, "n_embd": 16}
+
+
+def tiny(**kw) -> RunConfig:
+    base = dict(model=TINY, n_points=4, cot_steps=3, steps=12, batch_size=8, warmup=2, ckpt_every=4)
+    return RunConfig(**(base | kw))
+
+
+def test_cov_specs_parse_and_reject_clearly():
+    assert torch.equal(parse_cov("isotropic", 3), torch.eye(3))
+    assert torch.equal(parse_cov("power:1.0", 4), power_law(4, 1.0))
+    assert torch.allclose(torch.diag(parse_cov("power_raw:2", 3)), torch.tensor([1, 1 / 4, 1 / 9]).double())
+    assert torch.equal(torch.diag(parse_cov("missing:0,2:0.25", 3)), torch.tensor([0.25, 1, 0.25]).double())
+    assert isinstance(make_task("isotropic+power:1", 3), MixtureTask)
+    for bad in ("powr:1", "power:", "power:abc", "missing", "isotropic:2"):
+        with pytest.raises(ValueError, match="bad covariance spec"):
+            parse_cov(bad, 3)
+
+
+def test_run_config_hash_and_validation():
+    a = tiny()
+    assert a.run_id() == tiny().run_id() == tiny(ckpt_every=7).run_id()  # ckpt period: same result
+    assert a.run_id() != tiny(seed=1).run_id()
+    assert run_dir(a, "root").name.startswith("cpu-n4-isotropic-k3-")
+    assert {tiny(n_points=[3, 6]).n_points_at(s) for s in range(50)} == {3, 4, 5, 6}
+    with pytest.raises(ValueError, match="preset"):
+        tiny(preset="huge")
+    with pytest.raises(ValueError, match="not GPTConfig fields"):
+        tiny(model={"width": 3})
+    with pytest.raises(ValueError, match="n_points"):
+        tiny(n_points=[5, 2])
+
+
+def test_cot_loss_reads_the_self_fed_rollout():
+    """The teacher-forced pass reproduces predict's iterates, so the loss is their mean error."""
+    model = GPT(tiny().gpt_config())
+    prompts = make_task("isotropic", 2).sample(4, 5, seed=3)
+    w_hat = model.predict(prompts, 3)
+    want = ((w_hat - prompts.w[:, None]) ** 2).mean()
+    assert torch.allclose(cot_loss(model, prompts, 3), want, atol=1e-6)
+    tok = cot_tokens(w_hat)
+    assert tok.shape == (5, 3, 6) and torch.equal(tok[..., 3:5], w_hat) and (tok[..., -1] == 1).all()
+    direct = ((model.predict(prompts, 1)[:, 0] - prompts.w) ** 2).mean()
+    assert torch.allclose(cot_loss(model, prompts, 1), direct, atol=1e-6)
+
+
+def test_checkpoint_round_trip_and_skip(tmp_path):
+    config = tiny()
+    out = train_run(config, tmp_path)
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.pt", "history.csv", "done"}
+    assert load_config(out) == config
+    model = load_run(out)
+    saved = torch.load(out / "model.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in saved.items())
+    stamp = (out / "model.pt").stat().st_mtime_ns
+    assert train_run(config, tmp_path) == out  # finished: skipped, nothing rewritten
+    assert (out / "model.pt").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="different config"):
+        load_checkpoint(out / "model.pt", GPT(tiny(model=TINY | {"n_embd": 8}).gpt_config()))
+    export_half(out)  # float16 on disk, float32 again once loaded
+    half = load_run(out).state_dict()
+    assert all(half[k].dtype == torch.float32 and torch.allclose(half[k], v, rtol=1e-3, atol=1e-4)
+               for k, v in saved.items())
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+import ttsbook.runs as runs
+from ttsbook.runs import RunConfig, train_run
+real = runs.save_checkpoint
+def save_then_die(*args, **kwargs):  # SIGKILL right after the first checkpoint lands
+    real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+runs.save_checkpoint = save_then_die
+train_run(RunConfig(**{config}), sys.argv[1])
+"""
+
+
+def test_killed_run_resumes_to_identical_weights(tmp_path):
+    config = tiny()
+    fields = json.loads(json.dumps(config.__dict__))
+    script = textwrap.dedent(KILL_SCRIPT).replace("{config}", repr(fields))
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "a")], capture_output=True)
+    assert proc.returncode == -9, proc.stderr.decode()
+    out = run_dir(config, tmp_path / "a")
+    assert (out / "checkpoint.pt").exists() and not (out / "done").exists()
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == config.ckpt_every
+    with pytest.raises(FileExistsError, match="resume"):
+        train_run(config, tmp_path / "a")
+    resumed = load_run(train_run(config, tmp_path / "a", resume=True)).state_dict()
+    straight = load_run(train_run(config, tmp_path / "b")).state_dict()
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+    history = (out / "history.csv").read_text()
+    assert history == (run_dir(config, tmp_path / "b") / "history.csv").read_text()
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path):
+    with pytest.raises(FloatingPointError, match=r"at step \d+ .*lower lr"):
+        train_run(tiny(lr=1e30, warmup=0, schedule="constant"), tmp_path)
+
+
+def test_cot_training_loss_decreases(tmp_path):
+    config = tiny(steps=60, batch_size=16, lr=1e-2, warmup=5, ckpt_every=1000)
+    out = train_run(config, tmp_path, log_every=1)
+    loss = pd.read_csv(out / "history.csv")["loss"]
+    assert loss.iloc[-10:].mean() < 0.8 * loss.iloc[:5].mean()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bf16_compiled_run_saves_uncompiled_float32_weights(tmp_path):
+    out = train_run(tiny(compile=True), tmp_path, device="cuda")
+    state = torch.load(out / "model.pt", weights_only=False)["state_dict"]
+    assert not any(k.startswith("_orig_mod") for k in state)
+    assert all(v.dtype == torch.float32 and v.device.type == "cpu" for v in state.values())
+    assert load_run(out, device="cuda").predict(make_task("isotropic", 2).sample(4, 3), 2).isfinite().all()

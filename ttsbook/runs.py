@@ -1,0 +1,322 @@
+"""Train the GPT model with test-time CoT, in runs that survive interruption.
+
+**CoT training (our recipe, not the paper's).** A decoder trained on direct prediction only
+never sees an appended CoT token ``[0; 0; ŵ; 1]``, so its test-time CoT means nothing. We
+unroll CoT with the model's *own* outputs fed back and supervise every step toward ``w``:
+
+1. roll out the ``K − 1`` CoT tokens without gradient (``GPT.predict``, KV-cached);
+2. run ONE teacher-forced pass over ``[examples, query, cot tokens]`` (length ``n + K``);
+3. loss = mean over the ``K`` read-out positions (query and CoT tokens) of ``||ŵ_j − w||²/d``.
+
+The fed-back tokens carry no gradient (a stop-gradient on the rollout); with ``K = 1`` this
+is plain direct prediction. Measured on one CPU thread (preset ``cpu``, batch 64, K = 8,
+n = 5/10/15), a step costs 1.4–1.6x a direct-prediction step over the same ``n + K`` tokens.
+
+**Runs.** A run lives in ``root/<name>-<hash>``, the hash taken over the :class:`RunConfig`
+fields that decide the result; ``config.json`` sits beside the weights. Every
+``ckpt_every`` steps ``checkpoint.pt`` (weights, Adam state, RNG, step, history) is written
+atomically, so :func:`train_run` can resume: batch ``i`` is a pure function of
+``(seed, i)``, so on the CPU a resumed run ends with weights bitwise equal to an
+uninterrupted one. A finished run holds ``model.pt``, ``history.csv`` and a ``done`` marker,
+and asking for it again does nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .evaluate import evaluate
+from .gpt import GPT, GPTConfig, PRESETS, preset, tokens
+from .spectra import isotropic, missing_skills, power_law
+from .tasks import MixtureTask, Prompts, RegressionTask
+from .train import TrainConfig
+from .utils import load_checkpoint, progress, resolve_device, save_checkpoint
+
+# ---------------------------------------------------------------- covariance specs
+COV_SPECS = {
+    "isotropic": "I_d",
+    "power:A": "λ_i ∝ i^-A rescaled to tr Λ = d",
+    "power_raw:A": "raw λ_i = i^-A (λ_1 = 1)",
+    "missing:I,J,...[:EPS]": "I_d with coordinates I, J, ... scaled by EPS (default 0)",
+}
+COV_HELP = ("covariance spec: " + "; ".join(f"'{k}' = {v}" for k, v in COV_SPECS.items())
+            + "; join specs with '+' for a uniform mixture of tasks")
+
+
+def _parse_one(spec: str) -> tuple[str, tuple]:
+    kind, _, arg = spec.strip().partition(":")
+    try:
+        if kind == "isotropic" and not arg:
+            return kind, ()
+        if kind in ("power", "power_raw") and arg:
+            return kind, (float(arg),)
+        if kind == "missing" and arg:
+            dirs, _, eps = arg.partition(":")
+            return kind, (tuple(int(i) for i in dirs.split(",")), float(eps or 0.0))
+    except ValueError:
+        pass
+    raise ValueError(f"bad covariance spec {spec!r}; expected one of {', '.join(COV_SPECS)}")
+
+
+def check_cov_spec(spec: str) -> str:
+    """Return ``spec`` after checking its syntax (see ``COV_SPECS``); ``ValueError`` if bad."""
+    for part in spec.split("+"):
+        _parse_one(part)
+    return spec
+
+
+def parse_cov(spec: str, n_dims: int) -> torch.Tensor:
+    """The (d, d) covariance named by a single spec such as ``"power:1.0"``."""
+    kind, args = _parse_one(spec)
+    if kind == "isotropic":
+        return isotropic(n_dims)
+    if kind == "missing":
+        return missing_skills(n_dims, list(args[0]), args[1])
+    return power_law(n_dims, args[0], normalise=kind == "power")
+
+
+def make_task(spec: str, n_dims: int) -> RegressionTask:
+    """A task from a spec; ``"a+b"`` is the uniform mixture of tasks ``a`` and ``b``."""
+    parts = check_cov_spec(spec).split("+")
+    if len(parts) == 1:
+        return RegressionTask(parse_cov(parts[0], n_dims))
+    return MixtureTask([parse_cov(p, n_dims) for p in parts])
+
+
+# ---------------------------------------------------------------- run config
+@dataclass
+class RunConfig:
+    """Everything that decides a CoT training run of the GPT model.
+
+    ``model`` overrides fields of the ``preset`` (e.g. ``{"pos": "learned"}``).
+    ``n_points`` is a fixed training context n, or ``[lo, hi]``: n drawn uniformly per batch
+    (a pure function of ``(seed, step)``; useful with learned positions).
+    ``cot_steps`` is K, the number of supervised passes (K = 1: direct prediction).
+    ``ckpt_every`` and ``compile`` do not change the result and are left out of the hash.
+    """
+
+    preset: str = "cpu"
+    model: dict = field(default_factory=dict)
+    n_points: int | list = 10
+    train_cov: str = "isotropic"
+    cot_steps: int = 8
+    steps: int = 2500
+    batch_size: int = 64
+    lr: float = 1e-3
+    schedule: str = "cosine"
+    warmup: int = 100
+    seed: int = 0
+    ckpt_every: int = 250
+    compile: bool = False
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        self.model = dict(self.model)
+        if isinstance(self.n_points, (tuple, list)):
+            self.n_points = [int(v) for v in self.n_points]
+            if len(self.n_points) != 2 or not 1 <= self.n_points[0] <= self.n_points[1]:
+                raise ValueError(f"n_points range must be [lo, hi] with 1 <= lo <= hi, got {self.n_points}")
+        elif not isinstance(self.n_points, int) or self.n_points < 1:
+            raise ValueError(f"n_points must be an integer >= 1 or [lo, hi], got {self.n_points!r}")
+        for name in ("cot_steps", "ckpt_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        check_cov_spec(self.train_cov)
+        self.train_config()  # validates steps, batch_size, lr, schedule, warmup
+        cfg = self.gpt_config()  # validates the model overrides
+        if cfg.pos == "learned" and self.max_points + self.cot_steps > cfg.max_len:
+            raise ValueError(f"n + K = {self.max_points + self.cot_steps} exceeds max_len = {cfg.max_len}")
+
+    @property
+    def max_points(self) -> int:
+        return self.n_points[1] if isinstance(self.n_points, list) else self.n_points
+
+    def gpt_config(self) -> GPTConfig:
+        unknown = set(self.model) - {f.name for f in dataclasses.fields(GPTConfig)}
+        if unknown:
+            raise ValueError(f"model overrides {sorted(unknown)} are not GPTConfig fields")
+        return preset(self.preset, **self.model)
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                           schedule=self.schedule, warmup=self.warmup, seed=self.seed)
+
+    def run_id(self) -> str:
+        """Short hash of the fields that decide the result."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("ckpt_every", "compile")}
+        return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+
+    def name(self) -> str:
+        n = "-".join(map(str, self.n_points)) if isinstance(self.n_points, list) else self.n_points
+        cov = re.sub(r"[^A-Za-z0-9.]+", "", self.train_cov)
+        return f"{self.preset}-n{n}-{cov}-k{self.cot_steps}-{self.run_id()}"
+
+    def n_points_at(self, step: int) -> int:
+        """Training context n of batch ``step``: a pure function of ``(seed, step)``."""
+        if isinstance(self.n_points, int):
+            return self.n_points
+        lo, hi = self.n_points
+        return int(np.random.default_rng([self.seed, step, 17]).integers(lo, hi + 1))
+
+
+def run_dir(config: RunConfig, root: str | Path) -> Path:
+    """The directory of ``config``'s run under ``root``: ``<name>-<hash>``."""
+    return Path(root) / config.name()
+
+
+def train_argv(config: RunConfig) -> list[str]:
+    """CLI arguments of ``python -m ttsbook train`` that reproduce ``config`` (add ``--out``)."""
+    if set(config.model) - {"pos"}:
+        raise ValueError(f"the CLI sets only the 'pos' model override, got {sorted(config.model)}")
+    n = ":".join(map(str, config.n_points)) if isinstance(config.n_points, list) else config.n_points
+    argv = ["train", "--preset", config.preset, "--pos", config.model.get("pos", "none"),
+            "--n-points", str(n), "--train-cov", config.train_cov, "--cot-steps", str(config.cot_steps),
+            "--steps", str(config.steps), "--batch-size", str(config.batch_size), "--lr", f"{config.lr:g}",
+            "--schedule", config.schedule, "--warmup", str(config.warmup), "--seed", str(config.seed),
+            "--ckpt-every", str(config.ckpt_every)]
+    return argv + (["--compile"] if config.compile else [])
+
+
+# ---------------------------------------------------------------- the CoT loss
+def cot_tokens(w_hat: torch.Tensor) -> torch.Tensor:
+    """CoT tokens ``[0; 0; ŵ; 1]`` for a batch of iterates: (B, K, d) -> (B, K, 2d + 2)."""
+    B, K, d = w_hat.shape
+    return torch.cat([w_hat.new_zeros(B, K, d + 1), w_hat, w_hat.new_ones(B, K, 1)], dim=-1)
+
+
+def cot_loss(model: GPT, prompts: Prompts, n_steps: int, forward=None) -> torch.Tensor:
+    """Mean over the ``n_steps`` read-outs of ``||ŵ_j − w||²/d`` (see the module docstring).
+
+    ``forward`` is the (possibly compiled) module used for the teacher-forced pass.
+    """
+    n = prompts.n_points
+    tok = tokens(prompts)                                  # (B, n + 1, D)
+    if n_steps > 1:
+        with torch.no_grad():                              # self-fed rollout, stop-gradient
+            w_cot = model.predict(prompts, n_steps - 1)    # (B, K - 1, d)
+        tok = torch.cat([tok, cot_tokens(w_cot.to(tok.dtype))], dim=1)  # (B, n + K, D)
+    w_hat = (forward or model)(tok)[:, n:]                 # (B, K, d): query + CoT read-outs
+    return ((w_hat.float() - prompts.w[:, None, :]) ** 2).mean()
+
+
+# ---------------------------------------------------------------- runs
+def _autocast(device: torch.device):
+    """bf16 autocast on CUDA only; the CPU stays in float32 (and bitwise reproducible)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
+def train_run(config: RunConfig, root: str | Path, device: str | torch.device = "auto",
+              resume: bool = False, log_every: int = 10) -> Path:
+    """Train (or resume, or skip) the run of ``config`` under ``root``; returns its directory.
+
+    A finished run (``done`` marker) is skipped. A run with a partial ``checkpoint.pt``
+    continues from it when ``resume`` is true and raises ``FileExistsError`` otherwise.
+    A NaN/inf loss raises ``FloatingPointError`` naming the step.
+    """
+    out = run_dir(config, root)
+    if (out / "done").exists():
+        return out
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists() and not resume:
+        raise FileExistsError(f"{out.name} holds an interrupted run; resume it (--resume) or delete it")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    device = resolve_device(device)
+    model = GPT(config.gpt_config())
+    state = load_checkpoint(ckpt, model) if ckpt.exists() else None
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    start, history = 0, []
+    if state is not None:  # Adam's state is cast to the parameters' device on load
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        start, history = state["step"], state["history"]
+    forward = torch.compile(model, dynamic=True) if config.compile and device.type == "cuda" else model
+    task, sched = make_task(config.train_cov, model.config.n_dims), config.train_config()
+    for step in progress(range(start, config.steps), desc=out.name, initial=start, total=config.steps):
+        for group in opt.param_groups:
+            group["lr"] = config.lr * sched.lr_factor(step)
+        prompts = task.sample(config.n_points_at(step), config.batch_size, config.seed, step, device=device)
+        with _autocast(device):
+            loss = cot_loss(model, prompts, config.cot_steps, forward)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step} of run {out.name}; "
+                                     f"try a lower lr (now {config.lr:g})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % log_every == 0 or step == config.steps - 1:
+            history.append({"step": step, "loss": loss.item(), "lr": opt.param_groups[0]["lr"],
+                            "n_points": prompts.n_points})
+        if (step + 1) % config.ckpt_every == 0 and step + 1 < config.steps:
+            save_checkpoint(ckpt, model, optimizer=opt.state_dict(), rng=torch.get_rng_state(),
+                            step=step + 1, history=history)
+    _finish(out, model, config, history)
+    return out
+
+
+def _finish(out: Path, model: GPT, config: RunConfig, history: list) -> None:
+    """Write the final weights, history and ``done`` marker; drop the resumable state."""
+    save_checkpoint(out / "model.pt", model.cpu(), run_config=dataclasses.asdict(config))
+    pd.DataFrame(history).to_csv(out / "history.csv", index=False)
+    (out / "done").write_text("complete\n")
+    (out / "checkpoint.pt").unlink(missing_ok=True)
+
+
+def export_half(path: str | Path) -> Path:
+    """Rewrite a finished run's ``model.pt`` with float16 weights: half the size, for committing.
+
+    :func:`load_run` casts them back to float32, so evaluation differs from the float32 weights
+    by float16 rounding only. Atomic, like every checkpoint write.
+    """
+    target = Path(path) / "model.pt"
+    payload = torch.load(target, map_location="cpu", weights_only=False)
+    state = payload["state_dict"]
+    payload["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    tmp = target.with_name(target.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """The :class:`RunConfig` saved in a run directory."""
+    return RunConfig(**json.loads((Path(path) / "config.json").read_text()))
+
+
+def load_run(path: str | Path, device: str | torch.device = "cpu") -> GPT:
+    """The trained model of a finished run directory, in eval mode."""
+    path = Path(path)
+    if not (path / "done").exists():
+        raise FileNotFoundError(f"{path.name} is not a finished run (no 'done' marker)")
+    model = GPT(load_config(path).gpt_config())
+    load_checkpoint(path / "model.pt", model)
+    return model.to(resolve_device(device)).eval()
+
+
+def evaluate_runs(paths, test_cov: str = "isotropic", m: int = 10, k_max: int = 20,
+                  n_prompts: int = 2000, seed: int = 1, device: str | torch.device = "cpu") -> pd.DataFrame:
+    """Error vs k of finished runs on the same test prompts, plus run metadata columns.
+
+    Columns: those of :func:`ttsbook.evaluate` and ``run, train_n, train_cov, cot_steps, pos,
+    test_cov, m``. The evaluation seed should differ from the training seeds.
+    """
+    frames = []
+    for path in map(Path, paths):
+        config, model = load_config(path), load_run(path, device)
+        task = make_task(test_cov, model.config.n_dims)
+        df = evaluate({path.name: model}, task, m, k_max, n_prompts=n_prompts, seed=seed, device=device)
+        frames.append(df.assign(run=path.name, train_n=str(config.n_points), train_cov=config.train_cov,
+                                cot_steps=config.cot_steps, pos=model.config.pos, test_cov=test_cov, m=m))
+    return pd.concat(frames, ignore_index=True)
