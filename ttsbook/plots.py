@@ -3,3 +3,201 @@
 Nothing here changes global matplotlib style at import.
 """
 from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def error_vs_k(ax, df: pd.DataFrame, theory: Mapping[str, Sequence[float]] | None = None, *,
+               predictors: Sequence[str] | None = None, median: bool = True, band: bool = True,
+               logy: bool = True, labels: Mapping[str, str] | None = None,
+               colors: Mapping[str, str] | None = None):
+    """Error vs k from the tidy frame of ``ttsbook.evaluate``, with closed forms beside it.
+
+    Per predictor (in ``predictors`` order, default: order of appearance) it draws the mean as
+    a solid line with markers, its bootstrap CI as a shaded band and the median dashed, all in
+    one colour. ``theory`` maps a legend label to values indexed by k = 0..K (as the functions
+    of ``ttsbook.theory`` return them), drawn as thin black-ish lines with no markers.
+
+    Args:
+        df: columns ``predictor, k, mean, ci_low, ci_high, median``.
+        labels: legend text per predictor (default: the predictor's name).
+        colors: colour per predictor or theory label (default: the axes' colour cycle).
+    Returns the ``ax``; lines drawn: ``2 * len(predictors) + len(theory)`` (``median=True``).
+    """
+    missing = {"predictor", "k", "mean", "ci_low", "ci_high", "median"} - set(df.columns)
+    if missing:
+        raise ValueError(f"df lacks columns {sorted(missing)}; pass the frame ttsbook.evaluate returns")
+    names = list(predictors) if predictors is not None else list(dict.fromkeys(df["predictor"]))
+    labels, colors = dict(labels or {}), dict(colors or {})
+    for name in names:
+        rows = df[df["predictor"] == name].sort_values("k")
+        if rows.empty:
+            raise ValueError(f"predictor {name!r} is not in df (has {sorted(set(df['predictor']))})")
+        (line,) = ax.plot(rows["k"], rows["mean"], marker="o", ms=3, color=colors.get(name),
+                          label=f"{labels.get(name, name)} (mean)")
+        if band:
+            ax.fill_between(rows["k"], rows["ci_low"], rows["ci_high"], color=line.get_color(),
+                            alpha=0.2, lw=0)
+        if median:
+            ax.plot(rows["k"], rows["median"], ls="--", color=line.get_color(),
+                    label=f"{labels.get(name, name)} (median)")
+    theory_styles = iter([":", "-.", (0, (5, 1)), (0, (1, 1))])
+    for label, values in (theory or {}).items():
+        values = np.asarray(values, dtype=float)
+        ax.plot(np.arange(len(values)), values, color=colors.get(label, "0.15"), lw=1.2,
+                ls=next(theory_styles, ":"), label=label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("k (number of forward passes)")
+    ax.set_ylabel(r"error $\|\hat w - w\|^2 / d$")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def matrix_heatmap(ax, M, *, title: str | None = None, cmap: str = "RdBu_r",
+                   symmetric: bool = True, colorbar: bool = True):
+    """Show a matrix as an image; ``symmetric`` centres the colour scale on 0.
+
+    ``M``: (r, c) array or tensor. Returns the ``ax`` (its image is ``ax.images[0]``).
+    """
+    M = np.asarray(M.detach().cpu() if hasattr(M, "detach") else M, dtype=float)
+    if M.ndim != 2:
+        raise ValueError(f"M must be a 2-D matrix, got shape {M.shape}")
+    vmax = float(np.abs(M).max()) or 1.0
+    lims = dict(vmin=-vmax, vmax=vmax) if symmetric else {}
+    image = ax.imshow(M, cmap=cmap, interpolation="nearest", **lims)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if title:
+        ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def mark_blocks(ax, rows: Sequence[tuple[str, int]], cols: Sequence[tuple[str, int]] | None = None, *,
+                color: str = "0.2"):
+    """Label the blocks of a heatmap drawn by ``matrix_heatmap`` and draw lines between them.
+
+    ``rows`` (and ``cols``, default ``rows``) list ``(label, size)`` from the top (left); the
+    sizes must add up to the matrix's rows (columns). Example: the LSA token matrix has rows
+    ``[("x", d), ("y", 1), ("w", d), ("1", 1)]``. Returns the ``ax``.
+    """
+    if not ax.images:
+        raise ValueError("draw the matrix first (e.g. with matrix_heatmap): ax has no image")
+    cols = rows if cols is None else cols
+    n_rows, n_cols = ax.images[0].get_array().shape[:2]
+    for blocks, total, axis in ((rows, n_rows, "y"), (cols, n_cols, "x")):
+        sizes = [int(size) for _, size in blocks]
+        if sum(sizes) != total or min(sizes, default=0) < 1:
+            raise ValueError(f"{axis} block sizes {sizes} must be >= 1 and add up to {total}")
+        edges = np.cumsum([0] + sizes) - 0.5  # pixel boundaries
+        line = ax.axhline if axis == "y" else ax.axvline
+        for edge in edges[1:-1]:
+            line(edge, color=color, lw=1)
+        set_ticks = ax.set_yticks if axis == "y" else ax.set_xticks
+        set_ticks((edges[:-1] + edges[1:]) / 2, [label for label, _ in blocks])
+    return ax
+
+
+def training_curve(ax, history: pd.DataFrame, column: str, *, target: float | None = None,
+                   label: str | None = None, target_label: str = "closed form", logy: bool = True):
+    """``history[column]`` against the training step, with an optional dashed ``target`` line.
+
+    ``history``: the frame ``ttsbook.train`` returns (columns ``step``, ``column``).
+    Returns the ``ax``; lines drawn: 1, or 2 with ``target``.
+    """
+    if "step" not in history or column not in history:
+        raise ValueError(f"history must have columns 'step' and {column!r}, got {list(history.columns)}")
+    ax.plot(history["step"], history[column], label=label or column)
+    if target is not None:
+        ax.axhline(target, color="0.15", ls="--", lw=1.2, label=target_label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(column)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def error_vs_hardness(ax, sweep: pd.DataFrame, *, colors: Mapping[str, str] | None = None):
+    """Error vs ``Hard(Λ)`` from ``ttsbook.selection.hardness_sweep``, log-log.
+
+    Per family: the closed form as a line and the Monte Carlo mean as markers with CI bars;
+    the scaling-law bound, evaluated on every family's points, as one dashed black curve.
+    Returns the ``ax``; lines drawn: ``len(families) + 1`` plus one errorbar per family.
+    """
+    missing = {"family", "hard", "theory", "bound", "mean", "ci_low", "ci_high"} - set(sweep.columns)
+    if missing:
+        raise ValueError(f"sweep lacks columns {sorted(missing)}; pass hardness_sweep's frame")
+    colors = dict(colors or {})
+    for family, rows in sweep.groupby("family", sort=False):
+        rows = rows.sort_values("hard")
+        (line,) = ax.plot(rows["hard"], rows["theory"], color=colors.get(family), label=f"{family}: theory")
+        err = np.vstack([rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]])
+        ax.errorbar(rows["hard"], rows["mean"], yerr=err, fmt="o", ms=4, mfc="none",
+                    color=line.get_color(), label=f"{family}: Monte Carlo")
+    bound = sweep.sort_values("hard")
+    ax.plot(bound["hard"], bound["bound"], color="0.15", ls="--", lw=1.2, label="bound $(1+n/(1+\\mathrm{Hard}))^{-2k}$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"hardness $\mathrm{Hard}(\Lambda) = \mathrm{tr}\,\Lambda / \lambda_{\min}$")
+    ax.set_ylabel(r"error $\|\hat w_k - w\|^2 / d$")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def mixture_weights(ax, weights: Mapping[str, Sequence[float]], tasks: Sequence[str]):
+    """Grouped bars: for each task (x axis) the probability each mixture (legend) gives it.
+
+    ``weights`` maps a mixture name to one probability per entry of ``tasks``.
+    Returns the ``ax``; bars drawn: ``len(weights) * len(tasks)``.
+    """
+    width = 0.8 / max(len(weights), 1)
+    x = np.arange(len(tasks))
+    for i, (name, probs) in enumerate(weights.items()):
+        probs = np.asarray(probs.detach().cpu() if hasattr(probs, "detach") else probs, dtype=float)
+        if probs.shape != (len(tasks),):
+            raise ValueError(f"weights[{name!r}] must hold {len(tasks)} probabilities, got shape {probs.shape}")
+        ax.bar(x + (i - (len(weights) - 1) / 2) * width, probs, width, label=name)
+    ax.set_xticks(x, list(tasks))
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(r"probability $\pi_\ell$")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def error_heatmap(ax, ns: Sequence[float], ks: Sequence[float], errors, *,
+                  levels: Sequence[float] = (1e-1, 1e-2, 1e-4, 1e-6),
+                  law: Mapping[float, tuple[Sequence[float], Sequence[float]]] | None = None,
+                  colorbar: bool = True, vmin: float | None = None, vmax: float | None = None):
+    """Error over the (k, n) grid as a log-colour heatmap with iso-error contours.
+
+    ``errors[i, j]`` is the error at training context ``ns[i]`` after ``ks[j]`` passes (e.g.
+    ``ttsbook.experiments.grid_matrix``). Solid black contours mark ``levels``; ``law`` maps a
+    level ``eps`` to a curve ``(k values, n values)`` (e.g. ``n_star``), drawn dashed white.
+    Returns the ``ax``; contour sets in ``ax.collections`` after the mesh, law curves in ``ax.lines``.
+    """
+    log_err = np.log10(np.asarray(errors, dtype=float))
+    ns, ks = np.asarray(ns, dtype=float), np.asarray(ks, dtype=float)
+    if log_err.shape != (len(ns), len(ks)):
+        raise ValueError(f"errors must have shape {(len(ns), len(ks))} = (len(ns), len(ks)), got {log_err.shape}")
+    lims = {key: np.log10(v) for key, v in (("vmin", vmin), ("vmax", vmax)) if v is not None}
+    mesh = ax.pcolormesh(ks, ns, log_err, shading="nearest", cmap="viridis", **lims)
+    if colorbar:
+        ax.figure.colorbar(mesh, ax=ax, label=r"$\log_{10}$ error $\|\hat w_k - w\|^2/d$")
+    inside = sorted(np.log10(lv) for lv in levels if log_err.min() < np.log10(lv) < log_err.max())
+    if inside:
+        lines = ax.contour(ks, ns, log_err, levels=inside, colors="k", linewidths=1.2,
+                           linestyles="solid")
+        ax.clabel(lines, fmt=lambda v: f"$10^{{{v:.0f}}}$", fontsize="small")
+    for eps, (k_law, n_law) in (law or {}).items():
+        ax.plot(k_law, n_law, color="w", ls="--", lw=1.5)
+    ax.set_xlim(ks.min() - 0.5, ks.max() + 0.5)
+    ax.set_ylim(ns.min(), ns.max())
+    ax.set_xlabel("k (number of forward passes)")
+    ax.set_ylabel("training context n")
+    return ax
