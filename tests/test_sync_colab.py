@@ -3,8 +3,9 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-import nbformat
 import pytest
+
+nbformat = pytest.importorskip("nbformat")  # a book extra; see tests/test_book.py
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("sync_colab", ROOT / "book" / "_scripts" / "sync_colab.py")
