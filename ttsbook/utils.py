@@ -31,20 +31,25 @@ def config_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
+def atomic_save(payload: dict, path: str | Path) -> Path:
+    """``torch.save`` to a temp file, then rename: a crash never leaves half a file at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def save_checkpoint(path: str | Path, model: torch.nn.Module, **extra) -> Path:
     """Write ``{config, state_dict, **extra}`` atomically (temp file, then rename).
 
     The model must carry a dataclass ``config``; an interrupted write never leaves a
     half-written checkpoint behind.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "_orig_mod", model)  # save the uncompiled module's weights
     payload = {"config": config_dict(model.config), "state_dict": model.state_dict(), **extra}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_save(payload, path)
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, map_location="cpu") -> dict:
