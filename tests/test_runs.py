@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ttsbook.gpt import GPT
+from ttsbook.gpt import GPT, tokens
 from ttsbook.runs import (RunConfig, cot_loss, cot_tokens, export_half, load_config, load_run,
                           make_task, parse_cov, run_dir, train_run)
 from ttsbook.spectra import power_law
@@ -59,6 +59,35 @@ def test_cot_loss_reads_the_self_fed_rollout():
     assert tok.shape == (5, 3, 6) and torch.equal(tok[..., 3:5], w_hat) and (tok[..., -1] == 1).all()
     direct = ((model.predict(prompts, 1)[:, 0] - prompts.w) ** 2).mean()
     assert torch.allclose(cot_loss(model, prompts, 1), direct, atol=1e-6)
+
+
+def _grads(model, loss) -> list:
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def test_cot_loss_gradient_is_one_teacher_forced_pass():
+    """Prompt with gradient, rollout without, CoT tokens against the cache: the same gradient
+    as one teacher-forced pass over [examples, query, stop-gradient CoT tokens]."""
+    model = GPT(tiny(model=TINY | {"n_layer": 2}).gpt_config()).double()
+    prompts = make_task("isotropic", 2).sample(4, 5, seed=3, dtype=torch.float64)
+    with torch.no_grad():
+        w_cot = model.predict(prompts, 4)[:, :-1]                          # ŵ_1 … ŵ_{K-1}, K = 4
+    tok = torch.cat([tokens(prompts), cot_tokens(w_cot)], dim=1)
+    reference = ((model(tok)[:, prompts.n_points:].float() - prompts.w[:, None]) ** 2).mean()  # as cot_loss
+    for got, want in zip(_grads(model, cot_loss(model, prompts, 4)), _grads(model, reference)):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf")  # dynamo's own probe
+def test_cot_loss_runs_through_a_compiled_forward():
+    """``forward`` may be a ``torch.compile`` wrapper (whose truth value is not defined)."""
+    model = GPT(tiny().gpt_config())
+    prompts = make_task("isotropic", 2).sample(4, 5, seed=3)
+    compiled = torch.compile(model, backend="eager", dynamic=True)
+    for k in (1, 3):
+        torch.testing.assert_close(cot_loss(model, prompts, k, compiled), cot_loss(model, prompts, k))
 
 
 def test_checkpoint_round_trip_and_skip(tmp_path):

@@ -224,8 +224,13 @@ class GPT(nn.Module):
         if n_steps == 0:
             return prompts.X.new_zeros(len(prompts), 0, d)
         out, cache = self(tokens(prompts), KVCache())
-        iterates = [out[:, -1]]
-        for _ in range(n_steps - 1):
+        return torch.cat([out[:, -1:], self.extend(out[:, -1], cache, n_steps - 1)], dim=1)
+
+    def extend(self, w_hat: torch.Tensor, cache: KVCache, n_steps: int) -> torch.Tensor:
+        """Continue a chain of thought: the next ``n_steps`` iterates (B, n_steps, d) after the
+        iterate ``w_hat`` (B, d) that was read out last, given the ``cache`` of every token so far."""
+        iterates = [w_hat]
+        for _ in range(n_steps):
             out, cache = self(cot_column(iterates[-1]).transpose(1, 2), cache)  # (B, 1, D) new token
             iterates.append(out[:, -1])
-        return torch.stack(iterates, dim=1)
+        return torch.stack(iterates[1:], dim=1) if n_steps else w_hat.new_zeros(len(w_hat), 0, w_hat.shape[-1])

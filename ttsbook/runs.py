@@ -4,14 +4,19 @@
 never sees an appended CoT token ``[0; 0; ŵ; 1]``, so its test-time CoT means nothing. We
 unroll CoT with the model's *own* outputs fed back and supervise every step toward ``w``:
 
-1. roll out the ``K − 1`` CoT tokens without gradient (``GPT.predict``, KV-cached);
-2. run ONE teacher-forced pass over ``[examples, query, cot tokens]`` (length ``n + K``);
-3. loss = mean over the ``K`` read-out positions (query and CoT tokens) of ``||ŵ_j − w||²/d``.
+1. run the prompt ``[examples, query]`` once, with gradient: ``ŵ_1`` and a KV cache;
+2. roll out ``ŵ_2 … ŵ_{K−1}`` from a detached copy of that cache without gradient
+   (``GPT.extend``, one token per pass);
+3. run the ``K − 1`` CoT tokens ``[0; 0; ŵ_j; 1]`` with gradient against the cache of step 1;
+4. loss = mean over the ``K`` read-outs (query and CoT tokens) of ``||ŵ_j − w||²/d``.
 
-The fed-back tokens carry no gradient (a stop-gradient on the rollout); with ``K = 1`` this
-is plain direct prediction. Measured on one idle CPU thread (preset ``cpu``, batch 64, K = 8),
-a step costs 2.2x / 1.5x / 1.45x a direct-prediction step over the same ``n + K`` tokens for
-n = 5 / 10 / 15: the K − 1 one-token rollout passes are overhead-bound at this tiny size.
+Steps 1 and 3 together are exactly one teacher-forced pass over all ``n + K`` tokens (a test
+checks the gradients agree); the fed-back tokens carry no gradient (a stop-gradient on the
+rollout), and ``K = 1`` is plain direct prediction. Measured with
+``benchmarks/bench_cot_step.py`` on one CPU thread (batch 64, K = 8), a CoT step costs
+1.5x / 1.5x / 1.3x a direct step over the same ``n + K`` tokens for n = 5 / 10 / 15 with the
+``cpu`` preset, and 1.1x–1.25x for n = 20 / 30 / 40 with ``paper``: the rollout's one-token
+passes are overhead-bound at the tiny sizes.
 
 **Runs.** A run lives in ``root/<name>-<hash>``, the hash taken over the :class:`RunConfig`
 fields that decide the result; ``config.json`` sits beside the weights. Every
@@ -36,7 +41,7 @@ import pandas as pd
 import torch
 
 from .evaluate import evaluate
-from .gpt import GPT, GPTConfig, PRESETS, preset, tokens
+from .gpt import GPT, GPTConfig, KVCache, PRESETS, preset, tokens
 from .spectra import isotropic, missing_skills, power_law
 from .tasks import MixtureTask, Prompts, RegressionTask
 from .train import TrainConfig
@@ -198,15 +203,20 @@ def cot_tokens(w_hat: torch.Tensor) -> torch.Tensor:
 def cot_loss(model: GPT, prompts: Prompts, n_steps: int, forward=None) -> torch.Tensor:
     """Mean over the ``n_steps`` read-outs of ``||ŵ_j − w||²/d`` (see the module docstring).
 
-    ``forward`` is the (possibly compiled) module used for the teacher-forced pass.
+    ``forward`` is the (possibly compiled) module used for the passes that carry gradient.
     """
-    n = prompts.n_points
+    n, run = prompts.n_points, model if forward is None else forward
     tok = tokens(prompts)                                  # (B, n + 1, D)
-    if n_steps > 1:
+    if n_steps == 1:
+        w_hat = run(tok)[:, n:]                            # (B, 1, d): direct prediction
+    else:
+        out, cache = run(tok, KVCache())                   # the prompt, once, with gradient
         with torch.no_grad():                              # self-fed rollout, stop-gradient
-            w_cot = model.predict(prompts, n_steps - 1)    # (B, K - 1, d)
-        tok = torch.cat([tok, cot_tokens(w_cot.to(tok.dtype))], dim=1)  # (B, n + K, D)
-    w_hat = (forward or model)(tok)[:, n:]                 # (B, K, d): query + CoT read-outs
+            frozen = KVCache([(k.detach(), v.detach()) for k, v in cache.layers])
+            w_cot = model.extend(out[:, -1].detach(), frozen, n_steps - 2)     # ŵ_2 … ŵ_{K-1}
+        w_cot = torch.cat([out[:, -1:].detach(), w_cot], dim=1).to(tok.dtype)  # (B, K - 1, d)
+        rest, _ = run(cot_tokens(w_cot), cache)            # the K - 1 CoT tokens, with gradient
+        w_hat = torch.cat([out[:, -1:], rest], dim=1)      # (B, K, d): query + CoT read-outs
     return ((w_hat.float() - prompts.w[:, None, :]) ** 2).mean()
 
 
