@@ -5,18 +5,18 @@ never sees an appended CoT token ``[0; 0; ŵ; 1]``, so its test-time CoT means n
 unroll CoT with the model's *own* outputs fed back and supervise every step toward ``w``:
 
 1. run the prompt ``[examples, query]`` once, with gradient: ``ŵ_1`` and a KV cache;
-2. roll out ``ŵ_2 … ŵ_{K−1}`` from a detached copy of that cache without gradient
-   (``GPT.extend``, one token per pass);
+2. roll out ``ŵ_2 … ŵ_{K−1}`` from that cache without gradient (``GPT.extend`` under
+   ``torch.inference_mode``, one token per pass);
 3. run the ``K − 1`` CoT tokens ``[0; 0; ŵ_j; 1]`` with gradient against the cache of step 1;
 4. loss = mean over the ``K`` read-outs (query and CoT tokens) of ``||ŵ_j − w||²/d``.
 
 Steps 1 and 3 together are exactly one teacher-forced pass over all ``n + K`` tokens (a test
 checks the gradients agree); the fed-back tokens carry no gradient (a stop-gradient on the
-rollout), and ``K = 1`` is plain direct prediction. Measured with
-``benchmarks/bench_cot_step.py`` on one CPU thread (batch 64, K = 8), a CoT step costs
-1.5x / 1.5x / 1.3x a direct step over the same ``n + K`` tokens for n = 5 / 10 / 15 with the
-``cpu`` preset, and 1.1x–1.25x for n = 20 / 30 / 40 with ``paper``: the rollout's one-token
-passes are overhead-bound at the tiny sizes.
+rollout), and ``K = 1`` is plain direct prediction. Measured on an idle CPU with
+``benchmarks/bench_cot_step.py`` (batch 64, K = 8), a CoT step costs 1.54x / 1.47x / 1.28x a
+direct step over the same ``n + K`` tokens for n = 5 / 10 / 15 with the ``cpu`` preset (one
+thread), and 1.26x / 1.21x / 1.20x for n = 20 / 30 / 40 with ``paper`` (two threads): the
+rollout's one-token passes are overhead-bound at the tiny sizes.
 
 **Runs.** A run lives in ``root/<name>-<hash>``, the hash taken over the :class:`RunConfig`
 fields that decide the result; ``config.json`` sits beside the weights. Every
@@ -211,9 +211,8 @@ def cot_loss(model: GPT, prompts: Prompts, n_steps: int, forward=None) -> torch.
         w_hat = run(tok)[:, n:]                            # (B, 1, d): direct prediction
     else:
         out, cache = run(tok, KVCache())                   # the prompt, once, with gradient
-        with torch.no_grad():                              # self-fed rollout, stop-gradient
-            frozen = KVCache([(k.detach(), v.detach()) for k, v in cache.layers])
-            w_cot = model.extend(out[:, -1].detach(), frozen, n_steps - 2)     # ŵ_2 … ŵ_{K-1}
+        with torch.inference_mode():                       # self-fed rollout, stop-gradient
+            w_cot = model.extend(out[:, -1], cache, n_steps - 2)               # ŵ_2 … ŵ_{K-1}
         w_cot = torch.cat([out[:, -1:].detach(), w_cot], dim=1).to(tok.dtype)  # (B, K - 1, d)
         rest, _ = run(cot_tokens(w_cot), cache)            # the K - 1 CoT tokens, with gradient
         w_hat = torch.cat([out[:, -1:], rest], dim=1)      # (B, K, d): query + CoT read-outs
