@@ -229,8 +229,9 @@ class GPT(nn.Module):
     def extend(self, w_hat: torch.Tensor, cache: KVCache, n_steps: int) -> torch.Tensor:
         """Continue a chain of thought: the next ``n_steps`` iterates (B, n_steps, d) after the
         iterate ``w_hat`` (B, d) that was read out last, given the ``cache`` of every token so far."""
-        iterates = [w_hat]
+        iterates = []
         for _ in range(n_steps):
-            out, cache = self(cot_column(iterates[-1]).transpose(1, 2), cache)  # (B, 1, D) new token
-            iterates.append(out[:, -1])
-        return torch.stack(iterates[1:], dim=1) if n_steps else w_hat.new_zeros(len(w_hat), 0, w_hat.shape[-1])
+            out, cache = self(cot_column(w_hat).transpose(1, 2), cache)  # (B, 1, D): one new token
+            w_hat = out[:, -1]
+            iterates.append(w_hat)
+        return torch.stack(iterates, dim=1) if iterates else w_hat.new_zeros(len(w_hat), 0, w_hat.shape[-1])
