@@ -19,7 +19,7 @@ import argparse
 import torch
 
 import ttsbook as tb
-from common import add_options, compiled, context, interleaved, medians, setup, write  # same folder
+from common import add_options, compiled, context, interleaved, medians, save_profile, setup, write  # same folder
 from ttsbook.runs import cot_loss, cot_tokens
 
 
@@ -48,7 +48,8 @@ def steps(config: tb.GPTConfig, n_points: int, n_steps: int, batch_size: int, de
     return {"direct": direct, "cot": cot}
 
 
-def run(args, device) -> dict:
+def run(args, device) -> tuple[dict, callable]:
+    """The result, and the CoT step of the last n for profiling."""
     config = tb.preset(args.preset)
     rows = []
     for n in args.n_points:
@@ -59,7 +60,7 @@ def run(args, device) -> dict:
                      "ratio_wall": cot / direct, "direct_cpu_s": direct_cpu, "cot_cpu_s": cot_cpu,
                      "ratio_cpu": cot_cpu / direct_cpu})
     return context(device, args) | {"preset": args.preset, "config": tb.utils.config_dict(config),
-                                    "batch": args.batch, "cot_steps": args.cot_steps, "rows": rows}
+                                    "batch": args.batch, "cot_steps": args.cot_steps, "rows": rows}, closures["cot"]
 
 
 def report(result: dict) -> None:
@@ -83,9 +84,11 @@ def main(argv=None) -> None:
     if args.cot_steps < 2:
         parser.error(f"--cot-steps must be >= 2 (K = 1 is a direct step), got {args.cot_steps}")
     device = setup(args)
-    result = run(args, device)
+    result, cot = run(args, device)
     report(result)
-    write(result, f"bench_cot_step-{args.preset}", args)
+    path = write(result, f"bench_cot_step-{args.preset}", args)
+    if args.profile:
+        save_profile(cot, device, f"one CoT training step, n = {args.n_points[-1]}: {path.stem}", path)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 import ttsbook as tb
-from common import add_options, compiled, context, interleaved, medians, setup, write  # same folder
+from common import add_options, compiled, context, interleaved, medians, save_profile, setup, write  # same folder
 
 
 class HFGPT2(nn.Module):
@@ -75,13 +75,14 @@ def build(config: tb.GPTConfig, device, compile_mode: str | None) -> dict[str, n
     return {k: compiled(m.to(device).train(), compile_mode) for k, m in models.items()}
 
 
-def run(args, device) -> dict:
+def run(args, device) -> tuple[dict, callable]:
+    """The result, and the training step of ours (``ttsbook GPT pos=none``) for profiling."""
     config = tb.preset("paper", max_len=args.n_points + 1 + args.n_cot)
     tok, w = batch(config, args.n_points, args.n_cot, args.batch, device)
     autocast = torch.bfloat16 if args.bf16 else None
     models = build(config, device, args.compile)
-    times = interleaved({k: make_step(m, tok, w, autocast, args.fused_adam) for k, m in models.items()},
-                        device, args.warmup, args.steps)
+    steps = {k: make_step(m, tok, w, autocast, args.fused_adam) for k, m in models.items()}
+    times = interleaved(steps, device, args.warmup, args.steps)
     wall, cpu = {}, {}
     for k, v in times.items():
         wall[k], cpu[k] = medians(v)
@@ -96,7 +97,7 @@ def run(args, device) -> dict:
         "transformers": __import__("transformers").__version__, "config": tb.utils.config_dict(config),
         "batch": args.batch, "n_points": args.n_points, "n_cot": args.n_cot, "tokens": tok.shape[1],
         "fused_adam": args.fused_adam, "rows": rows,
-        "projected_500k_steps_h": 500_000 * wall["ttsbook GPT pos=none"] / 3600}
+        "projected_500k_steps_h": 500_000 * wall["ttsbook GPT pos=none"] / 3600}, steps["ttsbook GPT pos=none"]
 
 
 def report(result: dict) -> None:
@@ -122,9 +123,11 @@ def main(argv=None) -> None:
     parser.add_argument("--fused-adam", action="store_true", help="Adam(fused=True): one kernel per step")
     args = parser.parse_args(argv)
     device = setup(args)
-    result = run(args, device)
+    result, ours = run(args, device)
     report(result)
-    write(result, "bench_gpt2", args, *(["fusedadam"] if args.fused_adam else []))
+    path = write(result, "bench_gpt2", args, *(["fusedadam"] if args.fused_adam else []))
+    if args.profile:
+        save_profile(ours, device, f"one training step of ttsbook GPT pos=none: {path.stem}", path)
 
 
 if __name__ == "__main__":

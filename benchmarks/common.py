@@ -30,6 +30,8 @@ def add_options(parser: argparse.ArgumentParser, steps: int, warmup: int) -> Non
                              "CUDA graphs, which cut the launch cost of these small kernels)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads (default: torch's own choice)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after timing, profile one more step of ours (torch.profiler) into a .txt")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON result")
 
 
@@ -94,6 +96,34 @@ def context(device: torch.device, args: argparse.Namespace) -> dict:
             "threads": torch.get_num_threads(), "load_avg_1min": os.getloadavg()[0],
             "bf16_autocast": args.bf16, "compile": args.compile, "warmup": args.warmup, "steps": args.steps,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def profile(step, device: torch.device, title: str, rows: int = 30) -> str:
+    """Tables of the operators of one ``step``, by self CPU time (and by GPU time on CUDA): where
+    a launch-bound step spends its time, and how many kernels it launches."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    events = prof.key_averages()
+    tables = [f"{title}\n\nby self CPU time\n" + events.table(sort_by="self_cpu_time_total", row_limit=rows)]
+    for key in ("self_device_time_total", "self_cuda_time_total") if device.type == "cuda" else ():
+        try:  # the key's name changed across torch versions
+            tables.append("by self GPU time\n" + events.table(sort_by=key, row_limit=rows))
+            break
+        except (AttributeError, KeyError, ValueError):
+            continue
+    return "\n".join(tables)
+
+
+def save_profile(step, device: torch.device, title: str, result_path: Path) -> None:
+    """:func:`profile` one step into a ``.txt`` beside the result file."""
+    path = result_path.with_suffix(".txt")
+    path.write_text(profile(step, device, title) + "\n")
+    print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
 
 
 def write(result: dict, name: str, args: argparse.Namespace, *tags: str) -> Path:

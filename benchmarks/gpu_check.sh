@@ -2,7 +2,8 @@
 # Everything in ttsbook that only a GPU can check, in two parts (PART=1, then PART=2; each is
 # meant to fit one 10-minute device call, estimated, not yet timed on a GPU):
 #   1. the GPU unit tests (pytest -m gpu): CUDA predict, a bf16 + torch.compile training run;
-#   2. one training step against HF GPT2Model, eager, then CUDA graphs + fused Adam;
+#   2. one training step against HF GPT2Model, eager, then CUDA graphs + fused Adam (each
+#      with a torch.profiler table of our step: where a launch-bound step spends its time);
 #   3. the CoT training step against a direct step at paper size, eager and CUDA graphs;
 #   4. the real training loop at paper size (bf16; eager, then compiled): the wall time of a
 #      300-step run (start-up and compilation included); then kill -9, --resume, evaluate.
@@ -42,13 +43,13 @@ step env 60 $PY -c "import torch, platform; print(platform.python_version(), tor
       torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"
 part() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
 part 1 && [ "$DEVICE" = cuda ] && step gpu-tests 150 $PY -m pytest -q -p no:cacheprovider -m gpu tests
-part 1 && step gpt2-eager 120 $PY benchmarks/bench_gpt2.py --device "$DEVICE" $BENCH --out "$OUT"
-part 1 && step gpt2-graphs 240 $PY benchmarks/bench_gpt2.py --device "$DEVICE" $BENCH --compile reduce-overhead \
+part 1 && step gpt2-eager 120 $PY benchmarks/bench_gpt2.py --device "$DEVICE" $BENCH --profile --out "$OUT"
+part 1 && step gpt2-graphs 240 $PY benchmarks/bench_gpt2.py --device "$DEVICE" $BENCH --profile --compile reduce-overhead \
      --fused-adam --out "$OUT"
 part 2 && step cot-eager 120 $PY benchmarks/bench_cot_step.py --preset $PRESET --n-points $NS --device "$DEVICE" \
-     $BENCH --out "$OUT"
+     $BENCH --profile --out "$OUT"
 part 2 && step cot-graphs 180 $PY benchmarks/bench_cot_step.py --preset $PRESET --n-points ${NS##* } --device "$DEVICE" \
-     $BENCH --compile reduce-overhead --out "$OUT"
+     $BENCH --profile --compile reduce-overhead --out "$OUT"
 # The training loop itself: wall time of a short run, eager then compiled (run dirs differ by hash
 # only in 'compile', which is left out of it, so each gets its own root).
 part 2 && step train-eager 180 $PY -m ttsbook train $TRAIN --device "$DEVICE" --out "$RUNS/eager"
