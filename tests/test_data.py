@@ -84,3 +84,14 @@ def test_mixture_draws_each_component():
     first_only = (p.X[:, :, 0] == 0).all(1)   # prompts from covs[0] never use direction 0
     assert first_only.double().mean().item() == pytest.approx(0.25, abs=0.03)
     assert ((p.X[~first_only][:, :, 1:] == 0).all())
+
+
+def test_cov_specs_parse_and_reject_clearly():
+    assert torch.equal(tb.parse_cov("isotropic", 3), torch.eye(3))
+    assert torch.equal(tb.parse_cov("power:1.0", 4), tb.power_law(4, 1.0))
+    assert torch.allclose(torch.diag(tb.parse_cov("power_raw:2", 3)), torch.tensor([1, 1 / 4, 1 / 9]).double())
+    assert torch.equal(torch.diag(tb.parse_cov("missing:0,2:0.25", 3)), torch.tensor([0.25, 1, 0.25]).double())
+    assert isinstance(tb.make_task("isotropic+power:1", 3), tb.MixtureTask)
+    for bad in ("powr:1", "power:", "power:abc", "missing", "isotropic:2"):
+        with pytest.raises(ValueError, match="bad covariance spec"):
+            tb.parse_cov(bad, 3)

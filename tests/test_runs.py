@@ -9,10 +9,8 @@ import pytest
 import torch
 
 from ttsbook.gpt import GPT, tokens
-from ttsbook.runs import (RunConfig, cot_loss, cot_tokens, export_half, load_config, load_run,
-                          make_task, parse_cov, run_dir, train_run)
-from ttsbook.spectra import power_law
-from ttsbook.tasks import MixtureTask
+from ttsbook.runs import RunConfig, cot_loss, cot_tokens, export_half, load_config, load_run, run_dir, train_run
+from ttsbook.tasks import make_task
 from ttsbook.utils import load_checkpoint
 
 TINY = {"n_dims": 2, "n_layer": 1, "n_head": 2, "n_embd": 16}
@@ -21,17 +19,6 @@ TINY = {"n_dims": 2, "n_layer": 1, "n_head": 2, "n_embd": 16}
 def tiny(**kw) -> RunConfig:
     base = dict(model=TINY, n_points=4, cot_steps=3, steps=12, batch_size=8, warmup=2, ckpt_every=4)
     return RunConfig(**(base | kw))
-
-
-def test_cov_specs_parse_and_reject_clearly():
-    assert torch.equal(parse_cov("isotropic", 3), torch.eye(3))
-    assert torch.equal(parse_cov("power:1.0", 4), power_law(4, 1.0))
-    assert torch.allclose(torch.diag(parse_cov("power_raw:2", 3)), torch.tensor([1, 1 / 4, 1 / 9]).double())
-    assert torch.equal(torch.diag(parse_cov("missing:0,2:0.25", 3)), torch.tensor([0.25, 1, 0.25]).double())
-    assert isinstance(make_task("isotropic+power:1", 3), MixtureTask)
-    for bad in ("powr:1", "power:", "power:abc", "missing", "isotropic:2"):
-        with pytest.raises(ValueError, match="bad covariance spec"):
-            parse_cov(bad, 3)
 
 
 def test_run_config_hash_and_validation():

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 import ttsbook as tb
-from ttsbook.spectra import DTYPE
 
 
 def _distance(model, target):

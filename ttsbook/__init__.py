@@ -6,12 +6,12 @@ from .evaluate import bootstrap_mean_ci, evaluate, prompt_errors, summarize
 from .gpt import GPT, GPTConfig, PRESETS, preset
 from .lsa import LSA, LSAConfig, cot_column, embed
 from .predictors import GradientDescent, LeastSquares, PseudoNewton
-from .runs import RunConfig, evaluate_runs, load_run, make_task, parse_cov, run_dir, train_argv, train_run
+from .runs import RunConfig, evaluate_runs, load_run, run_dir, train_argv, train_run
 from .selection import (best_mixture, compare_mixtures, hardness_sweep, mixture_error, skill_task,
                         task_kinds, train_on_mixture)
-from .spectra import (check_covariance, hardness, isotropic, missing_skills, power_law,
+from .spectra import (check_covariance, hardness, isotropic, missing_skills, parse_cov, power_law,
                       random_rotation, rotate)
-from .tasks import MixtureTask, Prompts, RegressionTask
+from .tasks import MixtureTask, Prompts, RegressionTask, make_task
 from .theory import (gamma, mixture_optimum, mu_spectrum, n_star, one_step_error,
                      population_error, pseudo_newton_v, scaling_law, selection_objective,
                      task_selection, wishart_second_moment)

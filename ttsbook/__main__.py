@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from .gpt import POSITIONS, PRESETS
-from .runs import COV_HELP, RunConfig, check_cov_spec, evaluate_runs, train_run
+from .runs import RunConfig, evaluate_runs, train_run
+from .spectra import COV_HELP, check_cov_spec
 from .train import SCHEDULES
 
 

@@ -42,61 +42,10 @@ import torch
 
 from .evaluate import evaluate
 from .gpt import GPT, GPTConfig, KVCache, PRESETS, preset, tokens
-from .spectra import isotropic, missing_skills, power_law
-from .tasks import MixtureTask, Prompts, RegressionTask
+from .spectra import check_cov_spec
+from .tasks import Prompts, make_task
 from .train import TrainConfig
 from .utils import atomic_save, load_checkpoint, progress, resolve_device, save_checkpoint
-
-# ---------------------------------------------------------------- covariance specs
-COV_SPECS = {
-    "isotropic": "I_d",
-    "power:A": "λ_i ∝ i^-A rescaled to tr Λ = d",
-    "power_raw:A": "raw λ_i = i^-A (λ_1 = 1)",
-    "missing:I,J,...[:EPS]": "I_d with coordinates I, J, ... scaled by EPS (default 0)",
-}
-COV_HELP = ("covariance spec: " + "; ".join(f"'{k}' = {v}" for k, v in COV_SPECS.items())
-            + "; join specs with '+' for a uniform mixture of tasks")
-
-
-def _parse_one(spec: str) -> tuple[str, tuple]:
-    kind, _, arg = spec.strip().partition(":")
-    try:
-        if kind == "isotropic" and not arg:
-            return kind, ()
-        if kind in ("power", "power_raw") and arg:
-            return kind, (float(arg),)
-        if kind == "missing" and arg:
-            dirs, _, eps = arg.partition(":")
-            return kind, (tuple(int(i) for i in dirs.split(",")), float(eps or 0.0))
-    except ValueError:
-        pass
-    raise ValueError(f"bad covariance spec {spec!r}; expected one of {', '.join(COV_SPECS)}")
-
-
-def check_cov_spec(spec: str) -> str:
-    """Return ``spec`` after checking its syntax (see ``COV_SPECS``); ``ValueError`` if bad."""
-    for part in spec.split("+"):
-        _parse_one(part)
-    return spec
-
-
-def parse_cov(spec: str, n_dims: int) -> torch.Tensor:
-    """The (d, d) covariance named by a single spec such as ``"power:1.0"``."""
-    kind, args = _parse_one(spec)
-    if kind == "isotropic":
-        return isotropic(n_dims)
-    if kind == "missing":
-        return missing_skills(n_dims, list(args[0]), args[1])
-    return power_law(n_dims, args[0], normalise=kind == "power")
-
-
-def make_task(spec: str, n_dims: int) -> RegressionTask:
-    """A task from a spec; ``"a+b"`` is the uniform mixture of tasks ``a`` and ``b``."""
-    parts = check_cov_spec(spec).split("+")
-    if len(parts) == 1:
-        return RegressionTask(parse_cov(parts[0], n_dims))
-    return MixtureTask([parse_cov(p, n_dims) for p in parts])
-
 
 # ---------------------------------------------------------------- run config
 @dataclass

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .spectra import DTYPE, check_covariance, sqrt_psd
+from .spectra import DTYPE, check_cov_spec, check_covariance, parse_cov, sqrt_psd
 
 SPLITS = {"train": 0, "eval": 1}
 STREAMS = {"features": 0, "tasks": 1, "noise": 2, "components": 3}
@@ -146,3 +146,11 @@ class MixtureTask(RegressionTask):
                         generator=generator(seed, step, "features", split))
         X = g @ self._roots[comp]  # (B, n, d): each prompt uses its own component's root
         return self._label(X, seed, step, split).to(device=device, dtype=dtype)
+
+
+def make_task(spec: str, n_dims: int) -> RegressionTask:
+    """A task from a spec; ``"a+b"`` is the uniform mixture of tasks ``a`` and ``b``."""
+    parts = check_cov_spec(spec).split("+")
+    if len(parts) == 1:
+        return RegressionTask(parse_cov(parts[0], n_dims))
+    return MixtureTask([parse_cov(p, n_dims) for p in parts])
