@@ -2,6 +2,8 @@
 
 Every constructor returns a symmetric positive semi-definite ``(d, d)`` float64 tensor.
 Exact references live in float64; the sampler casts to whatever dtype the model uses.
+:func:`parse_cov` names them by a short spec (``"power:1.0"``, ``"missing:3,4:0.1"``), as the
+command line and the run configs do.
 """
 from __future__ import annotations
 
