@@ -15,6 +15,7 @@ Not a test: nothing here runs under ``make test``.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import torch
 
@@ -48,7 +49,7 @@ def steps(config: tb.GPTConfig, n_points: int, n_steps: int, batch_size: int, de
     return {"direct": direct, "cot": cot}
 
 
-def run(args, device) -> tuple[dict, callable]:
+def run(args, device) -> tuple[dict, Callable[[], None]]:
     """The result, and the CoT step of the last n for profiling."""
     config = tb.preset(args.preset)
     rows = []

@@ -13,6 +13,7 @@ Needs ``pip install transformers`` (the ``bench`` extra). Not a test.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -75,7 +76,7 @@ def build(config: tb.GPTConfig, device, compile_mode: str | None) -> dict[str, n
     return {k: compiled(m.to(device).train(), compile_mode) for k, m in models.items()}
 
 
-def run(args, device) -> tuple[dict, callable]:
+def run(args, device) -> tuple[dict, Callable[[], None]]:
     """The result, and the training step of ours (``ttsbook GPT pos=none``) for profiling."""
     config = tb.preset("paper", max_len=args.n_points + 1 + args.n_cot)
     tok, w = batch(config, args.n_points, args.n_cot, args.batch, device)
