@@ -3,10 +3,14 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
+# The lone-notebook test's environment: the package installed from its wheel, nothing else.
+LONE   ?= .lone
+WHEELS := _build/wheel
+TIERS  ?= benchmarks/results/tiers-cpu.json
 # Progress bars stay silent in stored notebook outputs and in test logs.
 export TQDM_DISABLE := 1
 
-.PHONY: book test unit nbval env clean
+.PHONY: book test unit nbval html tiers env lone-env clean
 
 env: $(VENV)/.installed
 
@@ -20,16 +24,46 @@ $(VENV)/.installed: pyproject.toml
 book: env  ## execute every chapter (cached) and write the HTML to _build/html
 	$(VENV)/bin/jupyter-book build . -W --keep-going
 
-test: unit nbval  ## unit tests, then nbval over every chapter and the HTML checks
+test: unit nbval html  ## unit tests, nbval over every chapter run alone, the HTML checks
 
 unit: env
 	$(PY) -m pytest -q tests --ignore=tests/test_book.py
 
+$(LONE)/.installed: pyproject.toml
+	rm -rf $(LONE) $(WHEELS)
+	python3 -m venv $(LONE)
+	$(LONE)/bin/python -m pip install -q --upgrade pip
+	$(LONE)/bin/python -m pip install -q "$(TORCH)"
+	$(LONE)/bin/python -m pip wheel -q --no-deps -w $(WHEELS) .
+	$(LONE)/bin/python -m pip install -q "$$(ls $(WHEELS)/ttsbook-*.whl)[test]"
+	touch $@
+
+lone-env: $(LONE)/.installed
+
+# The lone-notebook test, which is also the nbval run (each chapter executes once per test run):
+# build the wheel, install it into $(LONE) (same pinned torch, no repository on the path), copy
+# every chapter alone into its own empty folder outside the repository, and run nbval there.
 # --nbval-lax: only cells marked `# NBVAL_CHECK_OUTPUT` are compared with the stored outputs
 # (rounded key numbers); each chapter asserts its claims in-cell, so every cell still has to run.
 # Strict nbval would compare figure PNG bytes and float noise that differ across machines.
-nbval: env
-	$(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=600 book tests/test_book.py
+nbval: lone-env
+	rm -rf $(WHEELS) build && $(LONE)/bin/python -m pip wheel -q --no-deps -w $(WHEELS) .
+	$(LONE)/bin/python -m pip install -q --no-deps --force-reinstall $(WHEELS)/ttsbook-*.whl
+	tmp=$$(mktemp -d) && for nb in book/*.ipynb; do \
+	    name=$$(basename $$nb .ipynb); mkdir $$tmp/$$name && cp $$nb $$tmp/$$name/; done && \
+	cd $$tmp && $(CURDIR)/$(LONE)/bin/python -m pytest -q -p no:cacheprovider -W error \
+	    --nbval-lax --nbval-current-env --nbval-cell-timeout=600 .; \
+	status=$$?; rm -rf $$tmp; exit $$status
+
+# The built book (stored outputs, nothing executed): pages, images, Colab links, no warnings.
+html: env
+	$(PY) -m pytest -q tests/test_book.py
+
+# Every chapter at the `gpu` sizes (and `paper`, chapter 8's training cut to a few steps), run
+# alone on this CPU; times, FLOPs and the T4 estimates go to $(TIERS).
+tiers: env
+	OMP_NUM_THREADS=1 $(PY) book/_scripts/execute.py --scale gpu --record $(TIERS)
+	OMP_NUM_THREADS=1 $(PY) book/_scripts/execute.py --scale paper --cut --record $(TIERS)
 
 clean:
-	rm -rf _build .jupyter_cache
+	rm -rf _build .jupyter_cache build

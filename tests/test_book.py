@@ -23,17 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 
 
-def _toc_files() -> list[str]:
-    """The root page, then every chapter of ``_toc.yml`` (read by the sync script's parser)."""
-    spec = importlib.util.spec_from_file_location("sync_colab", ROOT / "book" / "_scripts" / "sync_colab.py")
-    sync_colab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sync_colab)
-    return [yaml.safe_load((ROOT / "_toc.yml").read_text())["root"]] + sync_colab.chapters(ROOT / "_toc.yml")
+_spec = importlib.util.spec_from_file_location("sync_colab", ROOT / "book" / "_scripts" / "sync_colab.py")
+sync_colab = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sync_colab)
 
-
-PAGES = _toc_files()  # the root page first, then every chapter
-# Notebook chapters carry a Colab badge; plain MyST pages (the reference part) do not.
-NOTEBOOKS = [page for page in PAGES[1:] if not (ROOT / f"{page}.md").exists()]
+# the root page first, then every entry of _toc.yml; notebooks are the pages with Colab badges
+PAGES = [yaml.safe_load((ROOT / "_toc.yml").read_text())["root"]] + sync_colab.chapters(ROOT / "_toc.yml")
+NOTEBOOKS = [page for page in PAGES if (ROOT / f"{page}.ipynb").exists()]
 
 
 def _colab_url(page: str) -> str:
@@ -41,7 +37,8 @@ def _colab_url(page: str) -> str:
     owner_repo = repo["url"].rstrip("/").removesuffix(".git").removeprefix("https://github.com/")
     book = str(repo.get("path_to_book") or "").strip("/")
     path = f"{book}/{page}.ipynb" if book else f"{page}.ipynb"
-    return f"https://colab.research.google.com/github/{owner_repo}/blob/{repo.get('branch', 'main')}/{path}"
+    ref = sync_colab.release_ref(ROOT)
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/{ref}/{path}"
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ import torch
 from ttsbook.gpt import GPT, tokens
 from ttsbook.runs import RunConfig, cot_loss, cot_tokens, export_half, load_config, load_run, run_dir, train_run
 from ttsbook.tasks import make_task
-from ttsbook.utils import load_checkpoint
+import ttsbook.runs as runs
+from ttsbook.utils import amp_dtype, load_checkpoint
 
 TINY = {"n_dims": 2, "n_layer": 1, "n_head": 2, "n_embd": 16}
 
@@ -147,3 +148,26 @@ def test_cuda_bf16_compiled_run_saves_uncompiled_float32_weights(tmp_path):
     assert not any(k.startswith("_orig_mod") for k in state)
     assert all(v.dtype == torch.float32 and v.device.type == "cpu" for v in state.values())
     assert load_run(out, device="cuda").predict(make_task("isotropic", 2).sample(4, 3), 2).isfinite().all()
+
+
+@pytest.mark.parametrize("native_bf16, expected", [(True, torch.bfloat16), (False, torch.float16)])
+def test_amp_dtype_needs_native_bf16(monkeypatch, native_bf16, expected):
+    """bf16 only where the GPU has it natively (capability >= 8.0); a T4 gets fp16 + scaler."""
+    asked = []
+
+    def supported(including_emulation=True):
+        asked.append(including_emulation)
+        return native_bf16 or including_emulation       # emulation alone says yes on a T4
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    assert amp_dtype("cuda") == expected and asked == [False]   # fp16 trains with a GradScaler
+    assert amp_dtype("cpu") is None and not runs._grad_scaler(torch.device("cpu")).is_enabled()
+    with runs._autocast(torch.device("cpu")):               # float32 on the CPU
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_shipped_runs_are_package_data():
+    names = sorted(p.name for p in runs.SHIPPED_RUNS.iterdir() if p.is_dir())
+    assert len(names) == 7 and all((runs.SHIPPED_RUNS / n / "done").exists() for n in names)
+    model = load_run(runs.SHIPPED_RUNS / names[0])
+    assert next(model.parameters()).dtype == torch.float32

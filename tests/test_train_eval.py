@@ -97,4 +97,17 @@ def test_book_scale(monkeypatch):
     with pytest.raises(ValueError, match="TTSBOOK_SCALE"):
         tb.book_scale()
     monkeypatch.delenv("TTSBOOK_SCALE")
-    assert tb.book_scale() == ("paper" if torch.cuda.is_available() else "cpu")
+    assert tb.book_scale() == ("gpu" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)     # a GPU never picks "paper"
+    assert tb.book_scale() == "gpu"
+    monkeypatch.setenv("TTSBOOK_SCALE", "cpu")
+    assert tb.book_scale() == "cpu"
+
+
+def test_announce_prints_the_scale_and_needs_every_estimate(capsys):
+    tb.announce("gpu", cpu="1 min", gpu="2 min on a T4", paper="1 h")
+    assert capsys.readouterr().out == "scale 'gpu': estimated 2 min on a T4\n"
+    with pytest.raises(ValueError, match="missing \\['paper'\\]"):
+        tb.announce("cpu", cpu="1 min", gpu="2 min")
+    with pytest.raises(ValueError, match="scale must be one of"):
+        tb.announce("tpu", cpu="", gpu="", paper="")

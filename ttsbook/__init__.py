@@ -6,7 +6,7 @@ from .evaluate import bootstrap_mean_ci, evaluate, prompt_errors, summarize
 from .gpt import GPT, GPTConfig, PRESETS, preset
 from .lsa import LSA, LSAConfig, cot_column, embed
 from .predictors import GradientDescent, LeastSquares, PseudoNewton
-from .runs import RunConfig, evaluate_runs, load_run, run_dir, train_argv, train_run
+from .runs import SHIPPED_RUNS, RunConfig, evaluate_runs, load_run, run_dir, train_argv, train_run
 from .selection import (best_mixture, compare_mixtures, hardness_sweep, mixture_error, skill_task,
                         task_kinds, train_on_mixture)
 from .spectra import (check_covariance, hardness, isotropic, missing_skills, parse_cov, power_law,
@@ -16,6 +16,6 @@ from .theory import (gamma, mixture_optimum, mu_spectrum, n_star, one_step_error
                      population_error, pseudo_newton_v, scaling_law, selection_objective,
                      task_selection, wishart_second_moment)
 from .train import TrainConfig, direct_loss, train
-from .utils import book_scale, load_checkpoint, resolve_device, save_checkpoint
+from .utils import announce, book_scale, load_checkpoint, resolve_device, save_checkpoint
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -33,6 +33,7 @@ import hashlib
 import json
 import re
 from contextlib import nullcontext
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,7 @@ from .gpt import GPT, GPTConfig, KVCache, PRESETS, preset, tokens
 from .spectra import check_cov_spec
 from .tasks import Prompts, make_task
 from .train import TrainConfig
-from .utils import atomic_save, load_checkpoint, progress, resolve_device, save_checkpoint
+from .utils import amp_dtype, atomic_save, load_checkpoint, progress, resolve_device, save_checkpoint
 
 # ---------------------------------------------------------------- run config
 @dataclass
@@ -169,9 +170,19 @@ def cot_loss(model: GPT, prompts: Prompts, n_steps: int, forward=None) -> torch.
 
 
 # ---------------------------------------------------------------- runs
+SHIPPED_RUNS = Path(str(resources.files("ttsbook") / "data" / "gpt"))
+"""The finished GPT runs that ship inside the package (preset ``cpu``, d = 5); see its README."""
+
+
 def _autocast(device: torch.device):
-    """bf16 autocast on CUDA only; the CPU stays in float32 (and bitwise reproducible)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    """Autocast in :func:`ttsbook.utils.amp_dtype`'s dtype (bf16 or fp16) on CUDA; else nothing."""
+    dtype = amp_dtype(device)
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+def _grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+    """A loss scaler, enabled only for fp16 (bf16 and float32 need none)."""
+    return torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
 
 
 def train_run(config: RunConfig, root: str | Path, device: str | torch.device = "auto",
@@ -200,6 +211,9 @@ def train_run(config: RunConfig, root: str | Path, device: str | torch.device = 
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         start, history = state["step"], state["history"]
+    scaler = _grad_scaler(device)
+    if state is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     forward = torch.compile(model, dynamic=True) if config.compile and device.type == "cuda" else model
     task, sched = make_task(config.train_cov, model.config.n_dims), config.train_config()
     for step in progress(range(start, config.steps), desc=out.name, initial=start, total=config.steps):
@@ -212,13 +226,15 @@ def train_run(config: RunConfig, root: str | Path, device: str | torch.device = 
             raise FloatingPointError(f"loss became {loss.item()} at step {step} of run {out.name}; "
                                      f"try a lower lr (now {config.lr:g})")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         if step % log_every == 0 or step == config.steps - 1:
             history.append({"step": step, "loss": loss.item(), "lr": opt.param_groups[0]["lr"],
                             "n_points": prompts.n_points})
         if (step + 1) % config.ckpt_every == 0 and step + 1 < config.steps:
             save_checkpoint(ckpt, model, optimizer=opt.state_dict(), rng=torch.get_rng_state(),
+                            scaler=scaler.state_dict(),
                             step=step + 1, history=history)
     _finish(out, model, config, history)
     return out

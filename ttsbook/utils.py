@@ -68,16 +68,47 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, map_location="cpu"
     return payload
 
 
-SCALES = ("cpu", "paper")
+SCALES = ("cpu", "gpu", "paper")
 
 
 def book_scale() -> str:
-    """Which defaults a chapter uses: ``TTSBOOK_SCALE`` if set, else ``"paper"`` on a GPU.
+    """Which sizes a chapter uses: ``TTSBOOK_SCALE`` if set, else ``"gpu"`` on a CUDA device.
 
-    ``"cpu"`` runs each chapter in about a minute on 2 cores; ``"paper"`` uses the paper's
-    sizes (meant for a GPU, e.g. Colab).
+    ``"cpu"`` (the default without a GPU) runs each chapter in about a minute on 2 cores;
+    ``"gpu"`` (picked on a CUDA device) uses the paper's sizes where they fit in minutes on a
+    Colab T4; ``"paper"`` (only when asked for, ``TTSBOOK_SCALE=paper``) is the full size.
     """
     scale = os.environ.get("TTSBOOK_SCALE", "").strip().lower()
     if scale and scale not in SCALES:
         raise ValueError(f"TTSBOOK_SCALE must be one of {SCALES}, got {scale!r}")
-    return scale or ("paper" if torch.cuda.is_available() else "cpu")
+    return scale or ("gpu" if torch.cuda.is_available() else "cpu")
+
+
+def announce(scale: str, **estimates: str) -> None:
+    """Print the chosen scale and its estimated run time, e.g. ``gpu="2 min on a T4"``.
+
+    Every chapter calls this at the end of its parameter cell, so a reader knows what a
+    run will cost before it starts.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    missing = [s for s in SCALES if s not in estimates]
+    if missing:
+        raise ValueError(f"give an estimate for every scale; missing {missing}")
+    print(f"scale {scale!r}: estimated {estimates[scale]}")
+
+
+def amp_dtype(device: str | torch.device) -> torch.dtype | None:
+    """The autocast dtype for training on ``device``: None means plain float32.
+
+    bf16 only where the GPU computes it natively (compute capability >= 8.0: A100, H100,
+    L4, ...). ``torch.cuda.is_bf16_supported()`` alone also says yes when bf16 is merely
+    emulated (a T4, Colab's free GPU), so ask without emulation. Other GPUs get fp16, which
+    needs a gradient scaler (see ``ttsbook.runs``); the CPU stays in float32.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    if torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.bfloat16
+    return torch.float16

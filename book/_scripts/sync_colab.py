@@ -1,7 +1,11 @@
 """Rewrite every chapter's "Open in Colab" badge and Colab setup cell from ``_config.yml``.
 
-The repository address lives in one place, ``repository.url`` (and ``repository.branch``) in
-``_config.yml``. Run from anywhere::
+The repository address lives in one place, ``repository.url`` in ``_config.yml``; the
+release a notebook was written for is the package version in ``pyproject.toml``, as the git
+tag ``v<version>``. Badge and install line both point at that tag, so a notebook opened on
+Colab always gets exactly the package it was written for, never a newer one. Releasing is:
+bump the version, run this script, commit, tag ``v<version>``, push the tag. Run from
+anywhere::
 
     python book/_scripts/sync_colab.py            # rewrite the chapters that are out of sync
     python book/_scripts/sync_colab.py --check    # list them and exit 1; change nothing
@@ -12,9 +16,11 @@ Conventions for every chapter listed in ``_toc.yml`` (the root page is not a cha
 * The first cell is markdown and starts with the chapter's H1 title; the badge line
   ``[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](URL)`` follows
   the title in that same cell (a cell before the H1 would steal the page title). URL is
-  ``https://colab.research.google.com/github/OWNER/REPO/blob/BRANCH/<path of the notebook>``.
+  ``https://colab.research.google.com/github/OWNER/REPO/blob/v<version>/<path of the notebook>``.
 * The first code cell is the setup cell (``SETUP`` below): on Colab it pip-installs ttsbook
-  from the repository and keeps Colab's own torch; elsewhere it does nothing.
+  at tag ``v<version>`` with ``--no-deps``, so Colab's own torch, numpy and pandas (and the
+  rest, all preinstalled there) are never replaced and the runtime never restarts; elsewhere
+  it does nothing.
 
 Placeholders are accepted and replaced: a markdown cell containing ``<!-- colab -->`` (if it
 holds nothing else, it is removed and the badge goes under the H1 of the next markdown cell)
@@ -37,19 +43,32 @@ PLACEHOLDER_MD = "<!-- colab -->"
 PLACEHOLDER_CODE = "# colab setup"
 BADGE_IMG = "https://colab.research.google.com/assets/colab-badge.svg"
 BADGE_RE = re.compile(r"^\[!\[Open In Colab\]\(" + re.escape(BADGE_IMG) + r"\)\]\([^)]*\)[ \t]*$", re.M)
-SETUP = """# Setup: on Google Colab only, install ttsbook (Colab's own torch is kept).
+SETUP = """# Setup: on Google Colab only, install the ttsbook release this
+# notebook was written for. --no-deps: Colab's own torch, numpy and
+# pandas stay as they are (no runtime restart).
 import sys
+RELEASE = "git+{repo_url}@{ref}"
 if "google.colab" in sys.modules:
-    %pip install -q "ttsbook @ git+{repo_url}@{branch}\""""
+    %pip install -q --no-deps "ttsbook @ {{RELEASE}}\""""
+
+
+def release_ref(root: Path) -> str:
+    """The git tag of the release the notebooks are written for: ``v`` + pyproject's version."""
+    found = re.search(r'^version\s*=\s*"([^"]+)"', (root / "pyproject.toml").read_text(), re.M)
+    if not found:
+        raise ValueError(f"no version = \"...\" line in {root / 'pyproject.toml'}")
+    return f"v{found.group(1)}"
 
 
 def repository(config_path: Path) -> tuple[str, str, str]:
-    """``(https://github.com/OWNER/REPO, branch, path_to_book)`` from a Jupyter Book config."""
+    """``(https://github.com/OWNER/REPO, ref, path_to_book)``: the config's address and book
+    folder, and the release tag (``v<version>`` of the ``pyproject.toml`` beside the config)."""
     repo = (yaml.safe_load(config_path.read_text()) or {}).get("repository") or {}
     url = str(repo.get("url", "")).strip().rstrip("/").removesuffix(".git")
     if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url):
         raise ValueError(f"{config_path.name}: repository.url must be https://github.com/OWNER/REPO, got {url!r}")
-    return url, str(repo.get("branch") or "main"), str(repo.get("path_to_book") or "").strip("/")
+    root = config_path.parent if (config_path.parent / "pyproject.toml").exists() else ROOT
+    return url, release_ref(root), str(repo.get("path_to_book") or "").strip("/")
 
 
 def chapters(toc_path: Path) -> list[str]:
@@ -71,14 +90,14 @@ def chapters(toc_path: Path) -> list[str]:
     return [f.removesuffix(".ipynb").removesuffix(".md") for f in found]
 
 
-def badge(repo_url: str, branch: str, notebook: str) -> str:
+def badge(repo_url: str, ref: str, notebook: str) -> str:
     """The badge markdown line for ``notebook`` (path relative to the repository root)."""
     target = repo_url.replace("https://github.com/", "https://colab.research.google.com/github/", 1)
-    return f"[![Open In Colab]({BADGE_IMG})]({target}/blob/{branch}/{notebook})"
+    return f"[![Open In Colab]({BADGE_IMG})]({target}/blob/{ref}/{notebook})"
 
 
-def setup_source(repo_url: str, branch: str) -> str:
-    return SETUP.format(repo_url=repo_url, branch=branch)
+def setup_source(repo_url: str, ref: str) -> str:
+    return SETUP.format(repo_url=repo_url, ref=ref)
 
 
 def _is_setup(cell) -> bool:
@@ -123,14 +142,14 @@ def sync_notebook(nb, badge_line: str, setup: str):
     return nb
 
 
-def sync_file(path: Path, root: Path, repo_url: str, branch: str, book_dir: str,
+def sync_file(path: Path, root: Path, repo_url: str, ref: str, book_dir: str,
               write: bool = True) -> bool:
     """Sync one notebook; return True when it was (or, with ``write=False``, would be) changed."""
     nb = nbformat.read(path, as_version=4)
     before = nbformat.writes(nb)
     rel = path.relative_to(root).as_posix()
     notebook = f"{book_dir}/{rel}" if book_dir else rel
-    after = nbformat.writes(sync_notebook(nb, badge(repo_url, branch, notebook), setup_source(repo_url, branch)))
+    after = nbformat.writes(sync_notebook(nb, badge(repo_url, ref, notebook), setup_source(repo_url, ref)))
     changed = after != before
     if changed and write:
         nbformat.write(nb, path)
@@ -144,7 +163,7 @@ def out_of_sync(root: Path = ROOT, config: Path | None = None, write: bool = Fal
     Missing notebooks are listed as ``"<name> (missing)"``. With ``write=True`` the others
     are rewritten and listed. ``only``: restrict to these chapters (e.g. ``book/tts_basics``).
     """
-    repo_url, branch, book_dir = repository(config or root / "_config.yml")
+    repo_url, ref, book_dir = repository(config or root / "_config.yml")
     names = chapters(root / "_toc.yml")
     if only:
         wanted = [o.removesuffix(".ipynb") for o in only]
@@ -157,7 +176,7 @@ def out_of_sync(root: Path = ROOT, config: Path | None = None, write: bool = Fal
         path = root / f"{name}.ipynb"
         if not path.exists():
             problems.append(f"{name} (missing)" if not (root / f"{name}.md").exists() else None)
-        elif sync_file(path, root, repo_url, branch, book_dir, write=write):
+        elif sync_file(path, root, repo_url, ref, book_dir, write=write):
             problems.append(name)
     return [p for p in problems if p]
 
