@@ -1,6 +1,7 @@
 """Closed forms against Monte Carlo, exact solves and brute force."""
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,3 +150,74 @@ def test_task_selection_qp(seed):
     best, best_val = _brute_force(covs, target)
     assert val == pytest.approx(best_val, abs=1e-8)
     assert torch.allclose(pi, best, atol=1e-4)
+
+
+def _random_selection_instance(seed):
+    """Random QP instance: d in 3..10, 2..6 tasks, some rotated, rank-deficient, duplicated
+    or mixtures of earlier tasks (so Q is often singular), and a random definite target."""
+    rng = np.random.default_rng(seed)
+    d, n_tasks = int(rng.integers(3, 11)), int(rng.integers(2, 7))
+    covs = []
+    for _ in range(n_tasks):
+        kind = rng.integers(0, 5)
+        if covs and kind == 0:  # an exact duplicate
+            covs.append(covs[rng.integers(len(covs))].clone())
+            continue
+        if len(covs) >= 2 and kind == 1:  # a mixture of two earlier tasks
+            i, j = rng.choice(len(covs), 2, replace=False)
+            t = rng.uniform()
+            covs.append(t * covs[i] + (1 - t) * covs[j])
+            continue
+        lam = rng.exponential(size=d) + 0.01
+        if kind == 2:  # rank-deficient
+            lam[rng.choice(d, int(rng.integers(1, d)), replace=False)] = 0
+        cov = torch.diag(torch.tensor(lam, dtype=DTYPE))
+        covs.append(tb.rotate(cov, seed=int(rng.integers(1 << 30))) if rng.uniform() < 0.6 else cov)
+    target = torch.diag(torch.tensor(rng.exponential(size=d) + 0.1, dtype=DTYPE))
+    return covs, tb.rotate(target, seed=int(rng.integers(1 << 30))) if rng.uniform() < 0.7 else target
+
+
+def _exact_selection_value(covs, target):
+    """Exact QP optimum by active-set enumeration, in numpy, from the objective ||e − Aπ||².
+
+    A's columns are vec(Σ⁻¹Λ_ℓ), e = vec(I). A vertex of the optimal set has a support on which
+    the equality-constrained KKT system is non-singular, so the best feasible support solution
+    over all supports is the optimum (a singular support only adds feasible candidates).
+    """
+    inv = np.linalg.inv(target.numpy())
+    A = np.stack([(inv @ c.numpy()).ravel() for c in covs], 1)
+    e, n_tasks, best = np.eye(len(inv)).ravel(), A.shape[1], np.inf
+    for size in range(1, n_tasks + 1):
+        for support in itertools.combinations(range(n_tasks), size):
+            As = A[:, support]
+            kkt = np.block([[2 * As.T @ As, np.ones((size, 1))], [np.ones((1, size)), np.zeros((1, 1))]])
+            sol = np.linalg.lstsq(kkt, np.append(2 * As.T @ e, 1.0), rcond=None)[0][:size]
+            if (sol < -1e-12).any():
+                continue
+            pi = np.zeros(n_tasks)
+            pi[list(support)] = sol.clip(min=0) / sol.clip(min=0).sum()
+            best = min(best, ((e - A @ pi) ** 2).sum())
+    return best, A, e
+
+
+def test_task_selection_matches_active_set_enumeration_on_random_instances():
+    """500 random instances (the old "iterates stopped moving" rule failed 7 of these)."""
+    singular = 0
+    for seed in range(500):
+        covs, target = _random_selection_instance(seed)
+        best, A, e = _exact_selection_value(covs, target)
+        pi = tb.task_selection(covs, target).numpy()
+        assert (pi >= 0).all() and pi.sum() == pytest.approx(1.0, abs=1e-12)
+        gap = ((e - A @ pi) ** 2).sum() - best
+        assert gap <= 1e-9 * max(best, 1.0), (seed, gap)
+        singular += np.linalg.matrix_rank(A) < A.shape[1]
+    assert singular > 100  # the singular-Q case is well represented
+
+
+def test_task_selection_warns_when_not_converged():
+    target = tb.power_law(6, 1.0)
+    covs = [tb.power_law(6, 0.5), tb.isotropic(6)]  # optimum at a vertex, not the affine minimiser
+    with pytest.warns(RuntimeWarning, match="KKT residual"):
+        tb.task_selection(covs, target, n_iter=1)
+    pi = tb.task_selection(covs, target)
+    assert pi.tolist() == pytest.approx([1.0, 0.0], abs=1e-12)

@@ -6,6 +6,7 @@ so predicting ``ŵ = 0`` scores 1. Arrays over k are indexed by the number of pa
 """
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import torch
@@ -159,29 +160,67 @@ def _project_simplex(v: torch.Tensor) -> torch.Tensor:
     return (v - css[rho] / (rho + 1)).clamp(min=0)
 
 
-def task_selection(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
-                   n_iter: int = 5000, tol: float = 1e-12) -> torch.Tensor:
-    """Probabilities π on the simplex minimising ``selection_objective`` (a convex QP).
-
-    Objective ``πᵀQπ − 2bᵀπ + d`` with ``Q_ℓℓ' = tr(Λ_ℓ Σ⁻² Λ_ℓ')``, ``b_ℓ = tr(Σ⁻¹ Λ_ℓ)``,
-    solved by accelerated projected gradient (FISTA) from the uniform mixture.
-    """
+def _selection_qp(covs: Sequence[torch.Tensor], cov_target: torch.Tensor):
+    """``(Q, b)`` of the selection QP: ``Q_ℓℓ' = <Σ⁻¹Λ_ℓ, Σ⁻¹Λ_ℓ'>_F``, ``b_ℓ = tr(Σ⁻¹Λ_ℓ)``."""
     covs, _ = _check_mixture(covs, torch.full((len(covs),), 1 / max(len(covs), 1)))
     target = check_covariance(cov_target, "cov_target", definite=True)
     if covs[0].shape != target.shape:
-        raise ValueError(f"cov_target must have shape {tuple(covs[0].shape)}, got {tuple(target.shape)}")
-    inv = torch.linalg.inv(target)
-    Q = torch.stack([torch.stack([torch.trace(a @ inv @ inv @ b) for b in covs]) for a in covs])
-    b = torch.stack([torch.trace(inv @ a) for a in covs])
-    lr = 1 / (2 * torch.linalg.eigvalsh(Q).max())
-    pi = torch.full((len(covs),), 1 / len(covs), dtype=DTYPE)
+        raise ValueError(f"cov_target must have shape {tuple(covs[0].shape)}, "
+                         f"got {tuple(target.shape)}")
+    A = torch.stack([torch.linalg.solve(target, c).reshape(-1) for c in covs])  # (L, d²)
+    return A @ A.T, A @ torch.eye(target.shape[0], dtype=DTYPE).reshape(-1)
+
+
+def _kkt_residual(Q: torch.Tensor, b: torch.Tensor, pi: torch.Tensor, step: float) -> float:
+    """``||π − proj(π − step ∇f(π))||``: zero exactly at the minimisers of the QP."""
+    return torch.linalg.norm(pi - _project_simplex(pi - step * 2 * (Q @ pi - b))).item()
+
+
+def _polish(Q: torch.Tensor, b: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+    """Smallest move of π on its support that solves the KKT equations there (or π itself).
+
+    On the support S the minimiser satisfies ``2Q_SS π_S + ν 1 = 2b_S``, ``1ᵀπ_S = 1``; the
+    pseudo-inverse gives the least-norm correction, which also works when Q is singular.
+    """
+    S = pi > 0
+    size = int(S.sum())
+    kkt = torch.zeros(size + 1, size + 1, dtype=DTYPE)
+    kkt[:size, :size], kkt[:size, size], kkt[size, :size] = 2 * Q[S][:, S], 1, 1
+    rhs = torch.cat([2 * (b[S] - Q[S] @ pi), torch.zeros(1, dtype=DTYPE)])
+    new = pi.clone()
+    new[S] = pi[S] + (torch.linalg.pinv(kkt) @ rhs)[:size]
+    if new.min() < -1e-12:
+        return pi
+    return new.clamp(min=0) / new.clamp(min=0).sum()
+
+
+def task_selection(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
+                   n_iter: int = 20000, tol: float = 1e-10) -> torch.Tensor:
+    """Probabilities π (shape ``(L,)``) on the simplex minimising ``selection_objective``.
+
+    Objective ``πᵀQπ − 2bᵀπ + d`` with ``Q_ℓℓ' = tr(Λ_ℓ Σ⁻² Λ_ℓ')``, ``b_ℓ = tr(Σ⁻¹ Λ_ℓ)``:
+    accelerated projected gradient (FISTA, momentum restarted when it points uphill) from the
+    uniform mixture; every 20 steps the KKT equations are solved on the current support. It
+    stops when the projected-gradient residual ``||π − proj(π − ∇f(π)/L_f)||`` is ``<= tol``
+    and warns (``RuntimeWarning``) if ``n_iter`` steps do not get there. When Q is singular
+    the minimiser is not unique: see ``optimal_face``.
+    """
+    Q, b = _selection_qp(covs, cov_target)
+    step = 1 / (2 * torch.linalg.eigvalsh(Q).max().item())
+    pi = torch.full((len(b),), 1 / len(b), dtype=DTYPE)
     z, t = pi.clone(), 1.0
-    for _ in range(n_iter):
-        new = _project_simplex(z - lr * 2 * (Q @ z - b))
-        t_new = (1 + (1 + 4 * t * t) ** 0.5) / 2
-        z, t = new + (t - 1) / t_new * (new - pi), t_new
-        done = (new - pi).abs().max() < tol
-        pi = new
-        if done:
-            break
+    for it in range(n_iter):
+        if it % 20 == 0:
+            polished = _polish(Q, b, pi)
+            if _kkt_residual(Q, b, polished, step) <= tol:
+                return polished
+        new = _project_simplex(z - step * 2 * (Q @ z - b))
+        restart = torch.dot(z - new, new - pi) > 0
+        t_new = 1.0 if restart else (1 + (1 + 4 * t * t) ** 0.5) / 2
+        z = new if restart else new + (t - 1) / t_new * (new - pi)
+        pi, t = new, t_new
+    residual = _kkt_residual(Q, b, pi, step)
+    if residual > tol:
+        warnings.warn(f"task_selection: KKT residual {residual:.3g} > tol = {tol:g} after "
+                      f"n_iter = {n_iter} steps; raise n_iter", RuntimeWarning, stacklevel=2)
     return pi
