@@ -177,27 +177,33 @@ def _random_selection_instance(seed):
     return covs, tb.rotate(target, seed=int(rng.integers(1 << 30))) if rng.uniform() < 0.7 else target
 
 
-def _exact_selection_value(covs, target):
-    """Exact QP optimum by active-set enumeration, in numpy, from the objective ||e − Aπ||².
+def _exact_selection(covs, target, linear=None):
+    """Exact minimum of ``||e − Aπ||² + linearᵀπ`` on the simplex by active-set enumeration.
 
-    A's columns are vec(Σ⁻¹Λ_ℓ), e = vec(I). A vertex of the optimal set has a support on which
-    the equality-constrained KKT system is non-singular, so the best feasible support solution
-    over all supports is the optimum (a singular support only adds feasible candidates).
+    In numpy; A's columns are vec(Σ⁻¹Λ_ℓ), e = vec(I). A vertex of the optimal set has a
+    support on which the equality-constrained KKT system is non-singular, so the best feasible
+    support solution over all supports is optimal (a singular support only adds feasible
+    candidates). Returns (value, argmin, A, e).
     """
     inv = np.linalg.inv(target.numpy())
     A = np.stack([(inv @ c.numpy()).ravel() for c in covs], 1)
-    e, n_tasks, best = np.eye(len(inv)).ravel(), A.shape[1], np.inf
+    e, n_tasks = np.eye(len(inv)).ravel(), A.shape[1]
+    linear = np.zeros(n_tasks) if linear is None else np.asarray(linear, dtype=float)
+    best, arg = np.inf, None
     for size in range(1, n_tasks + 1):
         for support in itertools.combinations(range(n_tasks), size):
             As = A[:, support]
             kkt = np.block([[2 * As.T @ As, np.ones((size, 1))], [np.ones((1, size)), np.zeros((1, 1))]])
-            sol = np.linalg.lstsq(kkt, np.append(2 * As.T @ e, 1.0), rcond=None)[0][:size]
+            rhs = np.append(2 * As.T @ e - linear[list(support)], 1.0)
+            sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:size]
             if (sol < -1e-12).any():
                 continue
             pi = np.zeros(n_tasks)
             pi[list(support)] = sol.clip(min=0) / sol.clip(min=0).sum()
-            best = min(best, ((e - A @ pi) ** 2).sum())
-    return best, A, e
+            value = ((e - A @ pi) ** 2).sum() + linear @ pi
+            if value < best:
+                best, arg = value, pi
+    return best, arg, A, e
 
 
 def test_task_selection_matches_active_set_enumeration_on_random_instances():
@@ -205,7 +211,7 @@ def test_task_selection_matches_active_set_enumeration_on_random_instances():
     singular = 0
     for seed in range(500):
         covs, target = _random_selection_instance(seed)
-        best, A, e = _exact_selection_value(covs, target)
+        best, _, A, e = _exact_selection(covs, target)
         pi = tb.task_selection(covs, target).numpy()
         assert (pi >= 0).all() and pi.sum() == pytest.approx(1.0, abs=1e-12)
         gap = ((e - A @ pi) ** 2).sum() - best
@@ -221,3 +227,52 @@ def test_task_selection_warns_when_not_converged():
         tb.task_selection(covs, target, n_iter=1)
     pi = tb.task_selection(covs, target)
     assert pi.tolist() == pytest.approx([1.0, 0.0], abs=1e-12)
+
+
+def _chapter7_kinds(d=10, alpha=1.0):
+    """Chapter 7's four task kinds (Q has rank 3 of 4) and its power-law target."""
+    kinds = tb.task_kinds(d, d // 5, 4 * d // 5, 0.5, 0.05)
+    return list(kinds.values()), [i for i, k in enumerate(kinds) if k.startswith("hard")], \
+        tb.power_law(d, alpha)
+
+
+def test_optimal_face_of_chapter7_kinds_is_a_segment_of_minimisers():
+    covs, _, target = _chapter7_kinds()
+    face = tb.optimal_face(covs, target)
+    best, _, _, _ = _exact_selection(covs, target)
+    assert face.shape == (2, 4)  # a segment: the QP does not fix π
+    assert (face >= 0).all() and torch.allclose(face.sum(1), torch.ones(2, dtype=DTYPE))
+    for vertex in face:
+        assert tb.selection_objective(covs, target, vertex) == pytest.approx(best, rel=1e-9)
+        assert (vertex == 0).sum() >= 1  # a vertex of the face lies on the simplex's boundary
+    mid = face.mean(0)  # and the whole segment is optimal
+    assert tb.selection_objective(covs, target, mid) == pytest.approx(best, rel=1e-9)
+
+
+def test_selection_mass_range_matches_perturbed_exact_solves():
+    """Chapter 7 at d = 10, α = 1: hard-task mass over the optimal set is [0.535, 0.680].
+
+    Independent check: the exact enumeration of min f(π) ∓ t·(hard mass) with t → 0 picks the
+    optimal point with the most / least hard mass (error O(t)).
+    """
+    covs, hard, target = _chapter7_kinds()
+    low, high = tb.selection_mass_range(covs, target, hard)
+    tilt = np.isin(np.arange(4), hard) * 1e-7
+    _, arg_max, _, _ = _exact_selection(covs, target, linear=-tilt)
+    _, arg_min, _, _ = _exact_selection(covs, target, linear=tilt)
+    assert high == pytest.approx(arg_max[hard].sum(), abs=1e-5)
+    assert low == pytest.approx(arg_min[hard].sum(), abs=1e-5)
+    assert (round(low, 3), round(high, 3)) == (0.535, 0.68)
+    with pytest.raises(ValueError, match="tasks must be"):
+        tb.selection_mass_range(covs, target, [4])
+
+
+def test_optimal_face_is_one_point_when_q_is_definite_or_the_face_is_a_vertex():
+    d = 5
+    covs = [tb.rotate(tb.power_law(d, a), seed=i) for i, a in enumerate((0.0, 0.7, 1.5))]
+    target = tb.rotate(tb.power_law(d, 1.0), seed=7)
+    face = tb.optimal_face(covs, target)
+    assert face.shape == (1, 3) and torch.allclose(face[0], tb.task_selection(covs, target))
+    covs, hard, _ = _chapter7_kinds()
+    assert tb.optimal_face(covs, tb.power_law(10, 2.0)).shape[0] == 1  # singular Q, one point
+    assert tb.selection_mass_range(covs, tb.power_law(10, 2.0), hard) == pytest.approx((1.0, 1.0))

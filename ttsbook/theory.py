@@ -6,6 +6,7 @@ so predicting ``ŵ = 0`` scores 1. Arrays over k are indexed by the number of pa
 """
 from __future__ import annotations
 
+import itertools
 import warnings
 from typing import Sequence
 
@@ -224,3 +225,57 @@ def task_selection(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
         warnings.warn(f"task_selection: KKT residual {residual:.3g} > tol = {tol:g} after "
                       f"n_iter = {n_iter} steps; raise n_iter", RuntimeWarning, stacklevel=2)
     return pi
+
+
+def _flat_directions(Q: torch.Tensor, rtol: float) -> torch.Tensor:
+    """``(L, q)`` orthonormal basis of ``{δ: Qδ = 0, 1ᵀδ = 0}`` (eigenvalues ``<= rtol·λ_max``)."""
+    lam, vec = torch.linalg.eigh(Q)
+    null = vec[:, lam <= rtol * lam.max()]
+    if null.shape[1] == 0:
+        return null
+    _, s, vh = torch.linalg.svd(null.sum(0, keepdim=True))  # keep the part with 1ᵀδ = 0
+    return null @ vh[int((s > 1e-12 * null.shape[0] ** 0.5).sum()):].T
+
+
+def optimal_face(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
+                 rtol: float = 1e-10) -> torch.Tensor:
+    """Vertices ``(n_vertices, L)`` of the set of all minimisers of the selection QP.
+
+    Every minimiser shares Qπ, so the set is ``{π in the simplex: π − π* ∈ null(Q)}`` with π*
+    from ``task_selection``: a polytope, enumerated exactly by solving for each choice of
+    ``q = dim`` zero coordinates (fine for ≲ 10 tasks). One row iff the optimum is unique.
+    Eigenvalues of Q below ``rtol·λ_max(Q)`` count as zero (moving along them changes the
+    objective by at most that much per unit step squared).
+    """
+    Q, _ = _selection_qp(covs, cov_target)
+    pi = task_selection(covs, cov_target)
+    N = _flat_directions(Q, rtol)
+    q = N.shape[1]
+    vertices = []
+    for zeros in itertools.combinations(range(len(pi)), q):
+        rows = N[list(zeros)]
+        if q and torch.linalg.svdvals(rows).min() < 1e-9:
+            continue
+        vertex = pi + N @ torch.linalg.solve(rows, -pi[list(zeros)]) if q else pi
+        if vertex.min() < -1e-9:
+            continue  # outside the simplex
+        vertex = vertex.clamp(min=0) / vertex.clamp(min=0).sum()
+        if all((vertex - v).abs().max() > 1e-9 for v in vertices):
+            vertices.append(vertex)
+    return torch.stack(vertices)
+
+
+def selection_mass_range(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
+                         tasks: Sequence[int]) -> tuple[float, float]:
+    """Least and greatest total mass ``Σ_{ℓ ∈ tasks} π_ℓ`` over all minimisers of the QP.
+
+    ``tasks``: indices into ``covs`` (e.g. the hard tasks). The mass is linear in π, so its
+    range over the optimal polytope is attained at vertices of ``optimal_face``; equal ends
+    mean the QP pins it down even when π itself is not unique.
+    """
+    idx = list(tasks)
+    if not idx or any(not isinstance(i, int) or not 0 <= i < len(covs) for i in idx):
+        raise ValueError(f"tasks must be a non-empty list of indices in [0, {len(covs)}), "
+                         f"got {idx}")
+    mass = optimal_face(covs, cov_target)[:, idx].sum(1)
+    return mass.min().item(), mass.max().item()
