@@ -276,3 +276,85 @@ def test_optimal_face_is_one_point_when_q_is_definite_or_the_face_is_a_vertex():
     covs, hard, _ = _chapter7_kinds()
     assert tb.optimal_face(covs, tb.power_law(10, 2.0)).shape[0] == 1  # singular Q, one point
     assert tb.selection_mass_range(covs, tb.power_law(10, 2.0), hard) == pytest.approx((1.0, 1.0))
+
+
+def _eig_mc(cov, m, n_prompts, seed):
+    """Eigenvalues (n_prompts, d) of Ŝ_m = XᵀX/m for float64 test prompts x ~ N(0, cov)."""
+    out = []
+    for step, start in enumerate(range(0, n_prompts, 5000)):
+        X = tb.RegressionTask(cov).sample(m, min(5000, n_prompts - start), seed=seed, step=step,
+                                          split="eval", dtype=DTYPE).X
+        out.append(torch.linalg.eigvalsh(X.transpose(1, 2) @ X / m))
+    return torch.cat(out)
+
+
+def test_mp_edges_and_density_integrate_to_the_law():
+    assert tb.mp_edges(0.25) == pytest.approx((0.25, 2.25))
+    for ratio in (0.25, 1.0, 4.0):
+        low, high = tb.mp_edges(ratio)
+        x = torch.linspace(low, high, 400_001, dtype=DTYPE)
+        dens = tb.mp_density(x, ratio)
+        assert torch.trapezoid(dens, x).item() == pytest.approx(min(1, 1 / ratio), abs=2e-3)
+        assert torch.trapezoid(x * dens, x).item() == pytest.approx(1.0, abs=1e-3)  # E tr Ŝ/d
+        assert torch.trapezoid(x ** 2 * dens, x).item() == pytest.approx(1 + ratio, abs=1e-3)
+    assert tb.mp_density(torch.tensor([0.1, 3.0]), 0.25).tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="ratio must be"):
+        tb.mp_edges(0.0)
+
+
+def test_silverstein_law_matches_mp_and_free_moments():
+    from ttsbook.theory import _silverstein_density, _spectral_quadrature
+    x = np.linspace(0.05, 3.0, 50)
+    assert np.allclose(_silverstein_density(x, np.array([1.0]), np.array([1.0]), 0.5),
+                       tb.mp_density(torch.as_tensor(x), 0.5).numpy(), atol=1e-9)
+    d, m = 10, 40
+    sigma = tb.rotate(tb.power_law(d, 1.0), seed=1)
+    lam, weight = _spectral_quadrature(sigma, m)
+    t1, t2, t3 = [torch.trace(torch.linalg.matrix_power(sigma, j)).item() / d for j in (1, 2, 3)]
+    g = d / m  # moments of the free multiplicative convolution of Σ's spectrum with MP(γ)
+    expected = [1.0, t1, t2 + g * t1 ** 2, t3 + 3 * g * t1 * t2 + g ** 2 * t1 ** 3]
+    for j, value in enumerate(expected):
+        assert (weight * lam ** j).sum().item() == pytest.approx(value, rel=1e-4)
+
+
+@pytest.mark.parametrize("d, m, k_max", [(10, 40, 6), (10, 160, 6), (20, 40, 12), (20, 160, 12)])
+def test_finite_prompt_error_isotropic_matches_monte_carlo(d, m, k_max):
+    """Within 3% over the range the docstring claims (the population law is 1e-7 off at k=12)."""
+    sigma, n = 2.0 * tb.isotropic(d), 20  # a scaled Σ = σI, with c chosen so cσ = n/(n+d+1)
+    c = n / (n + d + 1) / 2
+    lam = _eig_mc(sigma, m, 20_000 if d == 10 else 10_000, seed=3)
+    ks = torch.arange(k_max + 1, dtype=DTYPE)
+    mc = ((1 - c * lam[:, None, :]) ** (2 * ks[None, :, None])).mean((0, 2))
+    pred = tb.finite_prompt_error(-c * torch.eye(d, dtype=DTYPE), sigma, m, k_max)
+    assert pred[0] == 1.0
+    assert torch.allclose(pred, mc, rtol=0.03), (pred / mc).tolist()
+
+
+def test_finite_prompt_error_matches_pseudo_newton_and_general_sigma():
+    d, m, n, K = 10, 40, 20, 4
+    eye = tb.isotropic(d)
+    prompts = tb.RegressionTask(eye).sample(m, 20_000, seed=4, split="eval", dtype=DTYPE)
+    mc = tb.prompt_errors(tb.PseudoNewton.trained(eye, n), prompts, K).mean(0)
+    pred = tb.finite_prompt_error(tb.pseudo_newton_v(eye, n), eye, m, K)
+    assert torch.allclose(pred[1:], mc, rtol=0.03)
+    d, m, c = 20, 320, 0.3  # a non-isotropic Σ: the limiting law, O(1/d) off
+    sigma = tb.rotate(tb.power_law(d, 0.5), seed=0)
+    lam = _eig_mc(sigma, m, 5000, seed=5)
+    ks = torch.arange(7, dtype=DTYPE)
+    mc = ((1 - c * lam[:, None, :]) ** (2 * ks[None, :, None])).mean((0, 2))
+    pred = tb.finite_prompt_error(-c * torch.eye(d, dtype=DTYPE), sigma, m, 6)
+    assert torch.allclose(pred, mc, rtol=0.03), (pred / mc).tolist()
+    with pytest.raises(ValueError, match="multiple of the identity"):
+        tb.finite_prompt_error(tb.pseudo_newton_v(sigma, n), sigma, m, 2)
+
+
+def test_divergence_threshold_and_divergent_fraction():
+    d, m = 20, 40
+    n_crit = tb.divergence_threshold(d, m)
+    high = tb.mp_edges(d / m)[1]
+    assert n_crit / (n_crit + d + 1) * high == pytest.approx(2.0)
+    assert tb.divergence_threshold(10, 58) < float("inf") == tb.divergence_threshold(10, 59)  # m ≈ 5.83d
+    fractions = [tb.divergent_fraction(d, n, m, n_prompts=4000, seed=0) for n in (20, 100, 1000)]
+    assert fractions[0] == 0.0
+    assert fractions[1] == pytest.approx(0.82, abs=0.02)  # science.md: independent MC, 82%
+    assert fractions[2] > 0.995  # and 100% at n = 1000
