@@ -12,9 +12,11 @@ from .selection import (best_mixture, compare_mixtures, hardness_sweep, mixture_
 from .spectra import (check_covariance, hardness, isotropic, missing_skills, parse_cov, power_law,
                       random_rotation, rotate)
 from .tasks import MixtureTask, Prompts, RegressionTask, make_task
-from .theory import (gamma, mixture_optimum, mu_spectrum, n_star, one_step_error,
-                     population_error, pseudo_newton_v, scaling_law, selection_objective,
-                     task_selection, wishart_second_moment)
+from .theory import (divergence_threshold, divergent_fraction, finite_prompt_error, gamma,
+                     mixture_optimum, mp_density, mp_edges, mu_spectrum, n_star,
+                     one_step_error, optimal_face, population_error, pseudo_newton_v,
+                     scaling_law, selection_mass_range, selection_objective, task_selection,
+                     wishart_second_moment)
 from .train import TrainConfig, direct_loss, train
 from .utils import announce, book_scale, load_checkpoint, resolve_device, save_checkpoint
 
