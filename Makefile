@@ -59,11 +59,14 @@ nbval: lone-env
 html: env
 	$(PY) -m pytest -q tests/test_book.py
 
-# Every chapter at the `gpu` sizes (and `paper`, chapter 8's training cut to a few steps), run
-# alone on this CPU; times, FLOPs and the T4 estimates go to $(TIERS).
+# Every chapter at the `gpu` sizes, run alone on this CPU, then the one chapter whose `paper`
+# branch differs from `gpu` (chapter 8: the paper-size GPT, its training cut to a few steps by
+# --cut; the LSA chapters share one branch for gpu and paper). Times, FLOPs and operation
+# counts go to $(TIERS).
 tiers: env
 	OMP_NUM_THREADS=1 $(PY) book/_scripts/execute.py --scale gpu --record $(TIERS)
-	OMP_NUM_THREADS=1 $(PY) book/_scripts/execute.py --scale paper --cut --record $(TIERS)
+	OMP_NUM_THREADS=1 $(PY) book/_scripts/execute.py --scale paper --cut --record $(TIERS) \
+	    book/nonlinear_transformer.ipynb
 
 clean:
 	rm -rf _build .jupyter_cache build
