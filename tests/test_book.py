@@ -1,14 +1,11 @@
 """The built book: one HTML page per _toc.yml entry, no broken images, no error output,
 Colab links that point at the configured repository.
 
-The book is built once per session WITHOUT executing anything (``execute_notebooks: off``):
-the pages show the outputs stored in the notebooks, which nbval checks separately. Runs in
-``make nbval`` after nbval; needs only a clone and the virtual environment.
+The book is built once per session WITHOUT executing anything (``execute_notebooks: off``;
+the ``build`` fixture in conftest.py, shared with test_browser.py): the pages show the outputs
+stored in the notebooks, which nbval checks separately. Runs in
+``make html``; needs only a clone and the virtual environment.
 """
-import importlib.util
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -16,20 +13,8 @@ import pytest
 
 # The book extras (``pip install -e .[book]``, what the Makefile installs) bring these; a bare
 # GPU box running ``pytest -m gpu tests`` may lack them.
-yaml = pytest.importorskip("yaml")
 BeautifulSoup = pytest.importorskip("bs4").BeautifulSoup
-
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
-
-
-_spec = importlib.util.spec_from_file_location("sync_colab", ROOT / "book" / "_scripts" / "sync_colab.py")
-sync_colab = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sync_colab)
-
-# the root page first, then every entry of _toc.yml; notebooks are the pages with Colab badges
-PAGES = [yaml.safe_load((ROOT / "_toc.yml").read_text())["root"]] + sync_colab.chapters(ROOT / "_toc.yml")
-NOTEBOOKS = [page for page in PAGES if (ROOT / f"{page}.ipynb").exists()]
+from _book import CONFIG, NOTEBOOKS, PAGES, ROOT, sync_colab  # noqa: E402  (skips without PyYAML)
 
 
 def _colab_url(page: str) -> str:
@@ -39,25 +24,6 @@ def _colab_url(page: str) -> str:
     path = f"{book}/{page}.ipynb" if book else f"{page}.ipynb"
     ref = sync_colab.release_ref(ROOT)
     return f"https://colab.research.google.com/github/{owner_repo}/blob/{ref}/{path}"
-
-
-@pytest.fixture(scope="session")
-def build(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """Build the book from the stored outputs into a temporary folder: (HTML root, the run)."""
-    out = tmp_path_factory.mktemp("book")
-    config = dict(CONFIG, execute=dict(CONFIG.get("execute", {}), execute_notebooks="off"))
-    (out / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    jb = Path(sys.executable).with_name("jupyter-book")
-    jb = jb if jb.exists() else shutil.which("jupyter-book")
-    cmd = [str(jb), "build", str(ROOT), "--config", str(out / "_config.yml"),
-           "--path-output", str(out), "-W", "--keep-going"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
-    return out / "_build" / "html", result
-
-
-@pytest.fixture(scope="session")
-def html(build) -> Path:
-    return build[0]
 
 
 def test_build_has_no_warnings(build):
