@@ -32,7 +32,35 @@ def test_error_vs_k_draws_mean_median_band_and_theory(ax):
     mean_a, median_a = ax.lines[0], ax.lines[1]
     assert mean_a.get_color() == median_a.get_color() and median_a.get_linestyle() == "--"
     np.testing.assert_allclose(ax.lines[-1].get_xdata(), np.arange(6))  # theory indexed from k = 0
+    assert ax.lines[-1].get_linestyle() == ":"
     assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["a (mean)", "a (median)"]
+    assert all(float(t).is_integer() for t in ax.get_xticks())          # k is a count
+
+
+def test_theory_lines_take_their_series_colour(ax):
+    theory = {"a: theory": np.ones(6), "b: theory": np.ones(6)}
+    error_vs_k(ax, _frame(), theory=theory)                              # paired in order
+    mean_a, mean_b = ax.lines[0], ax.lines[2]
+    assert ax.lines[-2].get_color() == mean_a.get_color() != mean_b.get_color()
+    assert ax.lines[-1].get_color() == mean_b.get_color()
+    fig, other = plt.subplots()
+    error_vs_k(other, _frame(), theory={"t": np.ones(6)}, theory_for={"t": "b"})
+    assert other.lines[-1].get_color() == other.lines[2].get_color()
+    with pytest.raises(ValueError, match="not drawn"):
+        error_vs_k(other, _frame(), theory={"t": np.ones(6)}, theory_for={"t": "zzz"})
+    plt.close(fig)
+
+
+def test_use_book_style_sets_the_palette_and_fits_the_column():
+    import seaborn as sns
+
+    from ttsbook.plots import FIGURE_WIDTH, use_book_style
+    with matplotlib.rc_context():
+        use_book_style()
+        cycle = [c["color"] for c in matplotlib.rcParams["axes.prop_cycle"]]
+        assert matplotlib.colors.to_hex(cycle[0]) == matplotlib.colors.to_hex(sns.color_palette("colorblind")[0])
+        width = matplotlib.rcParams["figure.figsize"][0] * matplotlib.rcParams["figure.dpi"]
+        assert width == FIGURE_WIDTH * 100 and 688 / width >= 0.8
 
 
 def test_error_vs_k_options(ax):

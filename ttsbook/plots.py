@@ -1,6 +1,7 @@
 """Plot helpers for the book. Each takes an ``ax``, draws, and returns the ``ax``.
 
-Nothing here changes global matplotlib style at import.
+Nothing here changes global matplotlib style at import; a chapter that wants the book's look
+calls :func:`use_book_style` once.
 """
 from __future__ import annotations
 
@@ -8,18 +9,45 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
+
+# The rendered page's column is 688 px; figures are stored at 100 dpi. A figure at most
+# FIGURE_WIDTH inches wide is shown at >= 80% of its size, so 10-pt text stays >= 11 px.
+FIGURE_WIDTH = 8.5
+
+
+def use_book_style() -> None:
+    """One look for the whole book: seaborn's colour-blind palette, white ticks style, and
+    font sizes that stay legible when a figure is scaled to the page's column."""
+    import seaborn as sns  # imported here: plotting helpers alone need only matplotlib
+
+    sns.set_theme(context="notebook", style="ticks", palette="colorblind",
+                  rc={"figure.dpi": 100, "figure.figsize": (FIGURE_WIDTH, 4.5),
+                      "legend.fontsize": 10, "axes.titlesize": 12, "axes.labelsize": 11,
+                      "xtick.labelsize": 10, "ytick.labelsize": 10, "axes.grid": True,
+                      "grid.alpha": 0.3})
+
+
+def integer_k_axis(ax):
+    """Ticks only at whole numbers of passes k on the x axis. Returns the ``ax``."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return ax
 
 
 def error_vs_k(ax, df: pd.DataFrame, theory: Mapping[str, Sequence[float]] | None = None, *,
                predictors: Sequence[str] | None = None, median: bool = True, band: bool = True,
                logy: bool = True, labels: Mapping[str, str] | None = None,
-               colors: Mapping[str, str] | None = None):
+               colors: Mapping[str, str] | None = None,
+               theory_for: Mapping[str, str] | None = None):
     """Error vs k from the tidy frame of ``ttsbook.evaluate``, with closed forms beside it.
 
     Per predictor (in ``predictors`` order, default: order of appearance) it draws the mean as
     a solid line with markers, its bootstrap CI as a shaded band and the median dashed, all in
     one colour. ``theory`` maps a legend label to values indexed by k = 0..K (as the functions
-    of ``ttsbook.theory`` return them), drawn as thin black-ish lines with no markers.
+    of ``ttsbook.theory`` return them), drawn dotted in the colour of the series it belongs to:
+    ``theory_for[label]`` names that predictor; when there are as many theory curves as
+    predictors they pair up in order; otherwise (and for ``colors[label]``) as given, or
+    dark grey. The k axis gets integer ticks.
 
     Args:
         df: columns ``predictor, k, mean, ci_low, ci_high, median``.
@@ -31,30 +59,43 @@ def error_vs_k(ax, df: pd.DataFrame, theory: Mapping[str, Sequence[float]] | Non
     if missing:
         raise ValueError(f"df lacks columns {sorted(missing)}; pass the frame ttsbook.evaluate returns")
     names = list(predictors) if predictors is not None else list(dict.fromkeys(df["predictor"]))
-    labels, colors = dict(labels or {}), dict(colors or {})
+    labels, colors, drawn = dict(labels or {}), dict(colors or {}), {}
     for name in names:
         rows = df[df["predictor"] == name].sort_values("k")
         if rows.empty:
             raise ValueError(f"predictor {name!r} is not in df (has {sorted(set(df['predictor']))})")
         (line,) = ax.plot(rows["k"], rows["mean"], marker="o", ms=3, color=colors.get(name),
                           label=f"{labels.get(name, name)} (mean)")
+        drawn[name] = line.get_color()
         if band:
             ax.fill_between(rows["k"], rows["ci_low"], rows["ci_high"], color=line.get_color(),
                             alpha=0.2, lw=0)
         if median:
             ax.plot(rows["k"], rows["median"], ls="--", color=line.get_color(),
                     label=f"{labels.get(name, name)} (median)")
-    theory_styles = iter([":", "-.", (0, (5, 1)), (0, (1, 1))])
-    for label, values in (theory or {}).items():
-        values = np.asarray(values, dtype=float)
-        ax.plot(np.arange(len(values)), values, color=colors.get(label, "0.15"), lw=1.2,
-                ls=next(theory_styles, ":"), label=label)
+    _draw_theory(ax, theory or {}, drawn, colors, theory_for)
     if logy:
         ax.set_yscale("log")
+    integer_k_axis(ax)
     ax.set_xlabel("k (number of forward passes)")
     ax.set_ylabel(r"error $\|\hat w - w\|^2 / d$")
     ax.legend(fontsize="small")
     return ax
+
+
+def _draw_theory(ax, theory: Mapping[str, Sequence[float]], drawn: Mapping[str, str],
+                 colors: Mapping[str, str], theory_for: Mapping[str, str] | None) -> None:
+    """Closed-form curves, dotted, each in its series' colour (see :func:`error_vs_k`)."""
+    pairs = dict(theory_for or {})
+    unknown = set(pairs.values()) - set(drawn)
+    if unknown:
+        raise ValueError(f"theory_for names predictors {sorted(unknown)} that are not drawn")
+    if not pairs and len(theory) == len(drawn) > 1:
+        pairs = dict(zip(theory, drawn))
+    for label, values in theory.items():
+        values = np.asarray(values, dtype=float)
+        color = colors.get(label) or (drawn[pairs[label]] if label in pairs else "0.25")
+        ax.plot(np.arange(len(values)), values, color=color, lw=1.6, ls=":", label=label)
 
 
 def matrix_heatmap(ax, M, *, title: str | None = None, cmap: str = "RdBu_r",
@@ -198,6 +239,7 @@ def error_heatmap(ax, ns: Sequence[float], ks: Sequence[float], errors, *,
         ax.plot(k_law, n_law, color="w", ls="--", lw=1.5)
     ax.set_xlim(ks.min() - 0.5, ks.max() + 0.5)
     ax.set_ylim(ns.min(), ns.max())
+    integer_k_axis(ax)
     ax.set_xlabel("k (number of forward passes)")
     ax.set_ylabel("training context n")
     return ax
