@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -83,6 +84,13 @@ def _meter(nb) -> None:
     nb.cells.append(nbformat.v4.new_code_cell(METER_STOP))
 
 
+def _failure(text: str) -> str:
+    """The failing line (the traceback's ``---->`` arrow) and the error, without colours."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in text.splitlines()]
+    arrows = [line for line in lines if line.startswith("---->") or line.startswith("Cell In")]
+    return " | ".join(arrows[-2:] + [line for line in lines if line][-1:])[:500]
+
+
 def _read_meter(nb) -> tuple[int, int] | None:
     for out in nb.cells[-1].get("outputs", []):
         if "__METER__" in out.get("text", ""):
@@ -108,7 +116,7 @@ def execute(path: Path, scale: str, cut: bool, meter: bool, timeout: int) -> tup
             client.execute()
             record["ok"], record["error"] = True, None
         except CellExecutionError as err:
-            record["ok"], record["error"] = False, str(err).strip().splitlines()[-1][:300]
+            record["ok"], record["error"] = False, _failure(str(err))
         record["wall_s"] = round(time.perf_counter() - start, 1)
     counted = _read_meter(nb) if meter and record["ok"] else None
     if counted:
