@@ -27,6 +27,8 @@ DESCRIPTION = {
                 "prompts, written as a tidy CSV (mean, bootstrap CI, median).",
 }
 
+GROUPS = {(): "run", ("model",): "model (defaults: the --preset's)", ("train",): "training"}
+
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):
@@ -48,10 +50,8 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate}")
     shown = _shown_defaults()
     train = sub.add_parser("train", help="train the GPT model with CoT (resumable)", description=DESCRIPTION["train"])
-    for title, part in (("run", lambda o: len(o.path) == 1), ("model (defaults: the --preset's)", "model"),
-                        ("training", "train")):
-        add_options(train.add_argument_group(title),
-                    [o for o in RUN_OPTIONS if (o.path[0] == part if isinstance(part, str) else part(o))], shown)
+    for prefix, title in GROUPS.items():
+        add_options(train.add_argument_group(title), [o for o in RUN_OPTIONS if o.path[:-1] == prefix], shown)
     train.add_argument("--out", type=Path, default=Path("runs"), help="root folder of run directories (default: runs)")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     ev = sub.add_parser("evaluate", help="score finished runs, write a CSV", description=DESCRIPTION["evaluate"])

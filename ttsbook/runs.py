@@ -171,11 +171,13 @@ def train_argv(config: RunConfig) -> list[str]:
 
 # ---------------------------------------------------------------- training
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped :func:`train_run`; a checkpoint of step ``step`` is in ``path``."""
+    """Ctrl-C stopped :func:`train_run` at ``step``; ``saved``: a checkpoint of it is in ``path``
+    (not when a second Ctrl-C cut a step short: then the last periodic checkpoint stays)."""
 
-    def __init__(self, path: Path, step: int, steps: int):
-        super().__init__(f"stopped at step {step} of {steps}; checkpoint saved in {path}")
-        self.path, self.step, self.steps = path, step, steps
+    def __init__(self, path: Path, step: int, steps: int, saved: bool):
+        where = "checkpoint saved in" if saved else "mid-step, so the last periodic checkpoint stays in"
+        super().__init__(f"stopped at step {step} of {steps}; {where} {path}")
+        self.path, self.step, self.steps, self.saved = path, step, steps, saved
 
 
 def train_run(config: RunConfig, root: str | Path, device: str | torch.device = "auto",
@@ -194,6 +196,7 @@ def train_run(config: RunConfig, root: str | Path, device: str | torch.device = 
     if ckpt.exists() and not resume:
         raise FileExistsError(f"{out} holds an interrupted run: add --resume (in Python resume=True) "
                               "to continue it, or delete that folder to start over")
+    (writable_dir(out) / "config.json").write_text(json.dumps(config.record(), indent=2) + "\n")
     model = GPT(config.model)
 
     def checkpoint(trainer: Trainer) -> None:
@@ -202,15 +205,15 @@ def train_run(config: RunConfig, root: str | Path, device: str | torch.device = 
     trainer = Trainer(model, config.train, device, amp=True, hooks=[checkpoint], threads=threads)
     if ckpt.exists():
         trainer.load_state_dict(load_checkpoint(ckpt, model, arg="resume"))
-    (writable_dir(out) / "config.json").write_text(json.dumps(config.record(), indent=2) + "\n")
     compiled = config.compile and trainer.device.type == "cuda"
     loss = functools.partial(cot_loss, n_steps=config.cot_steps,
                              forward=torch.compile(model, dynamic=True) if compiled else model)
     try:
         trainer.fit(make_task(config.train_cov, config.model.n_dims), config.n_points_at, loss, desc=out.name)
     except KeyboardInterrupt:
-        save_checkpoint(ckpt, model, **trainer.state_dict())
-        raise RunInterrupted(out, trainer.steps_done, config.train.steps) from None
+        if not trainer.in_step:  # a step boundary: a consistent point to resume from
+            save_checkpoint(ckpt, model, **trainer.state_dict())
+        raise RunInterrupted(out, trainer.steps_done, config.train.steps, not trainer.in_step) from None
     save_checkpoint(out / "model.pt", model.cpu(), run_config=config.record())
     pd.DataFrame(trainer.history).to_csv(out / "history.csv", index=False)
     (out / "done").write_text("complete\n")

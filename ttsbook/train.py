@@ -128,10 +128,14 @@ class Trainer:
         self.optimizer = OPTIMIZERS[config.optimizer](params, lr=config.lr)
         self.amp = amp_dtype(self.device) if amp else None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
-        self.steps_done, self.history = 0, []
+        self.steps_done, self.history, self.in_step = 0, [], False
 
     def step(self, prompts: Prompts, loss_fn: Callable = direct_loss) -> torch.Tensor:
-        """One optimiser step on ``prompts`` at the scheduled lr; returns the loss before it."""
+        """One optimiser step on ``prompts`` at the scheduled lr; returns the loss before it.
+
+        ``in_step`` stays true if it is cut short: the model and optimiser are then half-updated.
+        """
+        self.in_step = True
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr * self.config.lr_factor(self.steps_done)
         with torch.autocast(self.device.type, dtype=self.amp) if self.amp else nullcontext():
@@ -143,7 +147,7 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.steps_done += 1
+        self.steps_done, self.in_step = self.steps_done + 1, False
         return loss
 
     def fit(self, task: RegressionTask, n_points, loss_fn: Callable = direct_loss,
