@@ -13,8 +13,9 @@ from .checks import BadValue, check_int
 from .evaluate import evaluate
 from .gpt import GPT
 from .options import options, param
-from .runs import RunConfig, task_for
-from .spectra import COV_HELP
+from .runs import RunConfig
+from .spectra import COV_HELP, check_cov_spec
+from .tasks import make_task
 from .utils import load_checkpoint, resolve_device, thread_policy
 
 SHIPPED_RUNS = Path(str(resources.files("ttsbook") / "data" / "gpt"))
@@ -58,6 +59,7 @@ class EvalConfig:
         for name in ("m", "k_max", "n_prompts"):
             check_int(getattr(self, name), name)
         check_int(self.seed, "seed", low=0)
+        check_cov_spec(self.test_cov, arg="test_cov")
 
 
 EVAL_OPTIONS = options(EvalConfig)
@@ -75,7 +77,7 @@ def evaluate_runs(paths, *args, device: str | torch.device = "auto", threads: in
     runs = [(Path(p), load_config(p), load_run(p, device)) for p in paths]
     frames = []
     for path, config, model in runs:
-        task = task_for(spec.test_cov, model.config.n_dims, "test_cov")
+        task = make_task(check_cov_spec(spec.test_cov, model.config.n_dims, "test_cov"), model.config.n_dims)
         with thread_policy(model, device, threads):
             df = evaluate({path.name: model}, task, spec.m, spec.k_max, n_prompts=spec.n_prompts,
                           seed=spec.seed, device=device)

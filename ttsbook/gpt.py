@@ -64,7 +64,7 @@ def preset(name: str, **overrides) -> GPTConfig:
     check_choice(name, "preset", sorted(PRESETS))
     fields = {f.name for f in dataclasses.fields(GPTConfig)}
     if unknown := sorted(set(overrides) - fields):
-        raise BadValue("model", f"unknown GPTConfig field(s) {unknown}; fields are {sorted(fields)}")
+        raise BadValue(unknown[0], f"unknown GPTConfig field(s) {unknown}; fields are {sorted(fields)}")
     return dataclasses.replace(PRESETS[name], **overrides)
 
 

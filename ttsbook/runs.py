@@ -26,7 +26,7 @@ import torch
 from .checks import BadValue, check_choice, check_int
 from .gpt import GPT, GPTConfig, PRESETS, preset
 from .options import options, param, to_argv
-from .spectra import COV_HELP
+from .spectra import COV_HELP, check_cov_spec
 from .tasks import make_task
 from .train import TrainConfig, Trainer, cot_loss
 from .utils import atomic_save, load_checkpoint, save_checkpoint, writable_dir
@@ -46,14 +46,6 @@ def _n_points_arg(text: str) -> int | list:
 
 def _n_points_text(value) -> str:
     return ":".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
-def task_for(spec: str, n_dims: int, arg: str):
-    """``make_task`` whose bad-spec error names ``arg``."""
-    try:
-        return make_task(spec, n_dims)
-    except BadValue as err:
-        raise BadValue(arg, str(err)) from None
 
 
 @dataclass(init=False)
@@ -107,7 +99,7 @@ class RunConfig:
             check_int(self.n_points, "n_points")
         check_int(self.cot_steps, "cot_steps")
         check_int(self.ckpt_every, "ckpt_every")
-        task_for(self.train_cov, self.model.n_dims, "train_cov")
+        check_cov_spec(self.train_cov, self.model.n_dims, "train_cov")
         if self.model.pos == "learned" and self.max_points + self.cot_steps > self.model.max_len:
             raise BadValue("n_points", f"n + K = {self.max_points + self.cot_steps} exceeds "
                                        f"max_len = {self.model.max_len} (learned positions)")

@@ -165,11 +165,14 @@ def _parse_one(spec: str) -> tuple[Spectrum, tuple]:
         raise BadValue("cov", f"bad covariance spec {spec!r}: {detail}") from None
 
 
-def check_cov_spec(spec: str, n_dims: int | None = None) -> str:
+def check_cov_spec(spec: str, n_dims: int | None = None, arg: str = "cov") -> str:
     """Return ``spec`` after checking its syntax (see ``SPECTRA``) and, given ``n_dims``, that
-    every part builds a valid (d, d) covariance; ``ValueError`` naming the spec otherwise."""
-    for part in spec.split("+"):
-        parse_cov(part, n_dims) if n_dims is not None else _parse_one(part)
+    every part builds a valid (d, d) covariance; else a ``BadValue`` naming ``arg``."""
+    try:
+        for part in spec.split("+"):
+            parse_cov(part, n_dims) if n_dims is not None else _parse_one(part)
+    except BadValue as err:
+        raise BadValue(arg, str(err)) from None
     return spec
 
 

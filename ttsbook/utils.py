@@ -52,6 +52,8 @@ def thread_policy(model: torch.nn.Module, device: torch.device, threads: int | N
     By default (``threads=None``) a small model (under ``SMALL_MODEL`` parameters) on the CPU
     gets one thread unless the user chose (:func:`threads_chosen`): its steps are too small to
     split, and a second thread halves its speed as soon as another process wants a core.
+    (``torch.set_num_threads`` called before ``ttsbook`` is imported looks like torch's default;
+    pass ``threads`` then.)
     """
     if threads is None and device.type == "cpu" and not threads_chosen() \
             and sum(p.numel() for p in model.parameters()) < SMALL_MODEL:
