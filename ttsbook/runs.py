@@ -1,4 +1,4 @@
-"""GPT training runs that survive interruption, and their evaluation.
+"""GPT training runs that survive interruption: their config, directory, command line and loop.
 
 A run lives in ``root/<name>-<hash>``, the hash taken over the :class:`RunConfig` fields that
 decide the result; ``config.json`` (:meth:`RunConfig.record`) sits beside the weights. Every
