@@ -1,6 +1,6 @@
 """What CoT training costs: one ``cot_loss`` training step against a direct step of the same length.
 
-A CoT step (``ttsbook.runs.cot_loss`` with K passes, then backward and ``Adam.step``) runs the
+A CoT step (``ttsbook.cot_loss`` with K passes, then backward and ``Adam.step``) runs the
 prompt with gradient, generates the K − 1 CoT tokens from its KV cache without gradient (K − 2
 one-token passes), and runs those tokens with gradient against the cache. The reference is a
 direct training step over the same n + K tokens (the CoT tokens given, no rollout): the
@@ -21,7 +21,8 @@ import torch
 
 import ttsbook as tb
 from common import add_options, compiled, context, interleaved, medians, save_profile, setup, write  # same folder
-from ttsbook.runs import cot_loss, cot_tokens
+from ttsbook.tokens import cot_tokens
+from ttsbook.train import cot_loss
 
 
 def steps(config: tb.GPTConfig, n_points: int, n_steps: int, batch_size: int, device, autocast,
@@ -33,7 +34,7 @@ def steps(config: tb.GPTConfig, n_points: int, n_steps: int, batch_size: int, de
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     prompts = tb.RegressionTask(tb.isotropic(config.n_dims)).sample(n_points, batch_size, seed=0, device=device)
     w_cot = torch.randn(batch_size, n_steps - 1, config.n_dims, generator=torch.Generator().manual_seed(1))
-    tok = torch.cat([tb.gpt.tokens(prompts), cot_tokens(w_cot.to(device))], dim=1)  # (B, n + K, D)
+    tok = torch.cat([tb.tokens(prompts), cot_tokens(w_cot.to(device))], dim=1)  # (B, n + K, D)
 
     def train(loss_fn):
         def step():

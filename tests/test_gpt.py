@@ -3,7 +3,8 @@ import pytest
 import torch
 
 import ttsbook as tb
-from ttsbook.gpt import KVCache, decode_mask, tokens
+from ttsbook.gpt import KVCache, decode_mask
+from ttsbook.tokens import tokens
 from ttsbook.spectra import DTYPE
 
 

@@ -8,10 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from ttsbook.gpt import GPT, tokens
-from ttsbook.runs import RunConfig, cot_loss, cot_tokens, export_half, load_config, load_run, run_dir, train_run
+import ttsbook
+from ttsbook.finished import SHIPPED_RUNS, load_config, load_run
+from ttsbook.gpt import GPT
+from ttsbook.runs import RunConfig, export_half, run_dir, train_run
 from ttsbook.tasks import make_task
-import ttsbook.runs as runs
+from ttsbook.tokens import cot_tokens, tokens
+from ttsbook.train import TrainConfig, Trainer, cot_loss
 from ttsbook.utils import amp_dtype, load_checkpoint
 
 TINY = {"n_dims": 2, "n_layer": 1, "n_head": 2, "n_embd": 16}
@@ -30,15 +33,41 @@ def test_run_config_hash_and_validation():
     assert {tiny(n_points=[3, 6]).n_points_at(s) for s in range(50)} == {3, 4, 5, 6}
     with pytest.raises(ValueError, match="preset"):
         tiny(preset="huge")
-    with pytest.raises(ValueError, match="not GPTConfig fields"):
+    with pytest.raises(ValueError, match="unknown GPTConfig field"):
         tiny(model={"width": 3})
     with pytest.raises(ValueError, match="n_points"):
         tiny(n_points=[5, 2])
+    with pytest.raises(ValueError, match=r"missing:9.*d = 2"):
+        tiny(train_cov="missing:9")
+    with pytest.raises(TypeError, match="width"):
+        tiny(width=3)
+
+
+def test_run_config_nests_the_model_and_training_configs():
+    """Flat training fields, a dict or a TrainConfig: one config; warmup adapts to short runs."""
+    flat = tiny(steps=50, warmup=None)
+    assert flat.train == TrainConfig(steps=50, batch_size=8, lr=1e-3, warmup=5)
+    assert flat == RunConfig(model=TINY, n_points=4, cot_steps=3, ckpt_every=4,
+                             train={"steps": 50, "batch_size": 8})
+    assert flat.model == ttsbook.preset("cpu", **TINY) and RunConfig(steps=50).train.warmup == 5
+    assert RunConfig().train.warmup == 100 and tiny(optimizer="sgd").run_id() != tiny().run_id()
+    assert RunConfig(**flat.record()) == flat
+
+
+@pytest.mark.parametrize("run", sorted(p.name for p in SHIPPED_RUNS.iterdir() if p.is_dir()))
+def test_shipped_runs_are_found_by_their_chapter_config(run):
+    """Chapter 8 finds each shipped run from its config, built as the chapter builds it."""
+    saved = json.loads((SHIPPED_RUNS / run / "config.json").read_text())
+    config = ttsbook.RunConfig(preset="cpu", model={"pos": saved["model"]["pos"]}, n_points=saved["n_points"],
+                               train_cov=saved["train_cov"], cot_steps=8, steps=2500, batch_size=64,
+                               lr=1e-3, warmup=100)
+    assert ttsbook.run_dir(config, SHIPPED_RUNS) == SHIPPED_RUNS / run
+    assert config.record() == saved
 
 
 def test_cot_loss_reads_the_self_fed_rollout():
     """The teacher-forced pass reproduces predict's iterates, so the loss is their mean error."""
-    model = GPT(tiny().gpt_config())
+    model = GPT(tiny().model)
     prompts = make_task("isotropic", 2).sample(4, 5, seed=3)
     w_hat = model.predict(prompts, 3)
     want = ((w_hat - prompts.w[:, None]) ** 2).mean()
@@ -58,7 +87,7 @@ def _grads(model, loss) -> list:
 def test_cot_loss_gradient_is_one_teacher_forced_pass():
     """Prompt with gradient, rollout without, CoT tokens against the cache: the same gradient
     as one teacher-forced pass over [examples, query, stop-gradient CoT tokens]."""
-    model = GPT(tiny(model=TINY | {"n_layer": 2}).gpt_config()).double()
+    model = GPT(tiny(model=TINY | {"n_layer": 2}).model).double()
     prompts = make_task("isotropic", 2).sample(4, 5, seed=3, dtype=torch.float64)
     with torch.no_grad():
         w_cot = model.predict(prompts, 4)[:, :-1]                          # ŵ_1 … ŵ_{K-1}, K = 4
@@ -71,7 +100,7 @@ def test_cot_loss_gradient_is_one_teacher_forced_pass():
 @pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf")  # dynamo's own probe
 def test_cot_loss_runs_through_a_compiled_forward():
     """``forward`` may be a ``torch.compile`` wrapper (whose truth value is not defined)."""
-    model = GPT(tiny().gpt_config())
+    model = GPT(tiny().model)
     prompts = make_task("isotropic", 2).sample(4, 5, seed=3)
     compiled = torch.compile(model, backend="eager", dynamic=True)
     for k in (1, 3):
@@ -90,7 +119,7 @@ def test_checkpoint_round_trip_and_skip(tmp_path):
     assert train_run(config, tmp_path) == out  # finished: skipped, nothing rewritten
     assert (out / "model.pt").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="different config"):
-        load_checkpoint(out / "model.pt", GPT(tiny(model=TINY | {"n_embd": 8}).gpt_config()))
+        load_checkpoint(out / "model.pt", GPT(tiny(model=TINY | {"n_embd": 8}).model))
     export_half(out)  # float16 on disk, float32 again once loaded
     half = load_run(out).state_dict()
     assert all(half[k].dtype == torch.float32 and torch.allclose(half[k], v, rtol=1e-3, atol=1e-4)
@@ -112,7 +141,7 @@ train_run(RunConfig(**{config}), sys.argv[1])
 
 def test_killed_run_resumes_to_identical_weights(tmp_path):
     config = tiny()
-    fields = json.loads(json.dumps(config.__dict__))
+    fields = config.record()
     script = textwrap.dedent(KILL_SCRIPT).replace("{config}", repr(fields))
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "a")], capture_output=True)
     assert proc.returncode == -9, proc.stderr.decode()
@@ -129,13 +158,13 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path):
-    with pytest.raises(FloatingPointError, match=r"at step \d+ .*lower lr"):
+    with pytest.raises(FloatingPointError, match=r"at step \d+.*lower lr"):
         train_run(tiny(lr=1e30, warmup=0, schedule="constant"), tmp_path)
 
 
 def test_cot_training_loss_decreases(tmp_path):
-    config = tiny(steps=60, batch_size=16, lr=1e-2, warmup=5, ckpt_every=1000)
-    out = train_run(config, tmp_path, log_every=1)
+    config = tiny(steps=60, batch_size=16, lr=1e-2, warmup=5, ckpt_every=1000, log_every=1)
+    out = train_run(config, tmp_path)
     loss = pd.read_csv(out / "history.csv")["loss"]
     assert loss.iloc[-10:].mean() < 0.8 * loss.iloc[:5].mean()
 
@@ -161,13 +190,12 @@ def test_amp_dtype_needs_native_bf16(monkeypatch, native_bf16, expected):
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
     assert amp_dtype("cuda") == expected and asked == [False]   # fp16 trains with a GradScaler
-    assert amp_dtype("cpu") is None and not runs._grad_scaler(torch.device("cpu")).is_enabled()
-    with runs._autocast(torch.device("cpu")):               # float32 on the CPU
-        assert not torch.is_autocast_enabled("cpu")
+    trainer = Trainer(GPT(tiny().model), TrainConfig(), "cpu", amp=True)
+    assert amp_dtype("cpu") is None and trainer.amp is None and not trainer.scaler.is_enabled()
 
 
 def test_shipped_runs_are_package_data():
-    names = sorted(p.name for p in runs.SHIPPED_RUNS.iterdir() if p.is_dir())
-    assert len(names) == 7 and all((runs.SHIPPED_RUNS / n / "done").exists() for n in names)
-    model = load_run(runs.SHIPPED_RUNS / names[0])
+    names = sorted(p.name for p in SHIPPED_RUNS.iterdir() if p.is_dir())
+    assert len(names) == 7 and all((SHIPPED_RUNS / n / "done").exists() for n in names)
+    model = load_run(SHIPPED_RUNS / names[0])
     assert next(model.parameters()).dtype == torch.float32

@@ -2,11 +2,13 @@
 
 The public API is what the book imports; see each module for the contract.
 """
+from .checks import BadValue
 from .evaluate import bootstrap_mean_ci, evaluate, prompt_errors, summarize
+from .finished import SHIPPED_RUNS, EvalConfig, evaluate_runs, load_config, load_run
 from .gpt import GPT, GPTConfig, PRESETS, preset
-from .lsa import LSA, LSAConfig, cot_column, embed
+from .lsa import LSA, LSAConfig
 from .predictors import GradientDescent, LeastSquares, PseudoNewton
-from .runs import SHIPPED_RUNS, RunConfig, evaluate_runs, load_run, run_dir, train_argv, train_run
+from .runs import RunConfig, RunInterrupted, run_dir, train_argv, train_run
 from .selection import (best_mixture, compare_mixtures, hardness_sweep, mixture_error, skill_task,
                         task_kinds, train_on_mixture)
 from .spectra import (check_covariance, hardness, isotropic, missing_skills, parse_cov, power_law,
@@ -17,7 +19,8 @@ from .theory import (divergence_threshold, divergent_fraction, finite_prompt_err
                      one_step_error, optimal_face, population_error, pseudo_newton_v,
                      scaling_law, selection_mass_range, selection_objective, task_selection,
                      wishart_second_moment)
-from .train import TrainConfig, direct_loss, train
-from .utils import announce, book_scale, load_checkpoint, resolve_device, save_checkpoint
+from .tokens import cot_column, cot_tokens, embed, tokens
+from .train import TrainConfig, Trainer, cot_loss, direct_loss, train
+from .utils import announce, book_scale, load_checkpoint, resolve_device, save_checkpoint, thread_policy
 
 __version__ = "0.2.0"

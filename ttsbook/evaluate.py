@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .lsa import check_steps
 from .tasks import Prompts, RegressionTask
+from .tokens import check_steps
 from .utils import resolve_device
 
 

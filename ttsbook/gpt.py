@@ -18,45 +18,39 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .lsa import check_steps, cot_column, embed
+from .checks import BadValue, check_choice, check_int, check_number
+from .options import param
 from .tasks import Prompts
+from .tokens import check_steps, cot_column, tokens
 
 POSITIONS = ("none", "learned")
 
 
 @dataclass
 class GPTConfig:
-    """``n_dims``: task dimension d (tokens have width 2d + 2). ``max_len``: most tokens in a
-    sequence (examples + query + CoT), the size of the table of learned positions.
+    """Size and shape of the GPT model; every field is also a command-line option."""
 
-    ``pos``: ``"none"`` (tokens already say what they are, so any prompt length works) or
-    ``"learned"`` (absolute positions, as in the paper's GPT-2). ``seed`` seeds the init.
-    """
-
-    n_dims: int = 20
-    n_layer: int = 12
-    n_head: int = 8
-    n_embd: int = 256
-    max_len: int = 128
-    pos: str = "none"
-    dropout: float = 0.0
-    seed: int = 0
+    n_dims: int = param(20, "task dimension d (tokens have width 2d + 2)")
+    n_layer: int = param(12, "transformer blocks")
+    n_head: int = param(8, "attention heads (must divide n_embd)")
+    n_embd: int = param(256, "model width C")
+    max_len: int = param(128, "most tokens in a sequence (examples + query + CoT); "
+                              "the size of the table of learned positions")
+    pos: str = param("none", "position encoding: 'none' (tokens already say what they are, so any "
+                             "prompt length works) or 'learned' (absolute positions, as in the paper's GPT-2)",
+                     choices=POSITIONS)
+    dropout: float = param(0.0, "dropout probability")
+    seed: int = param(0, "seed of the weight initialisation", flag="--init-seed")
 
     def __post_init__(self):
         for name in ("n_dims", "n_layer", "n_head", "n_embd", "max_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_int(getattr(self, name), name)
         if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd must be divisible by n_head, got n_embd={self.n_embd}, "
-                             f"n_head={self.n_head}")
-        if self.pos not in POSITIONS:
-            raise ValueError(f"pos must be one of {POSITIONS}, got {self.pos!r}")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
-                or not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+            raise BadValue("n_head", f"n_head must divide n_embd, got n_embd={self.n_embd}, "
+                                     f"n_head={self.n_head}")
+        check_choice(self.pos, "pos", POSITIONS)
+        check_number(self.dropout, "dropout", 0, high=1)
+        check_int(self.seed, "seed", low=0)
 
 
 PRESETS = {
@@ -67,17 +61,11 @@ PRESETS = {
 
 def preset(name: str, **overrides) -> GPTConfig:
     """A copy of ``PRESETS[name]`` with ``overrides`` applied (and validated)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    check_choice(name, "preset", sorted(PRESETS))
     fields = {f.name for f in dataclasses.fields(GPTConfig)}
     if unknown := sorted(set(overrides) - fields):
-        raise ValueError(f"unknown GPTConfig field(s) {unknown}; fields are {sorted(fields)}")
+        raise BadValue(unknown[0], f"unknown GPTConfig field(s) {unknown}; fields are {sorted(fields)}")
     return dataclasses.replace(PRESETS[name], **overrides)
-
-
-def tokens(prompts: Prompts) -> torch.Tensor:
-    """The token rows (B, n + 1, 2d + 2): examples ``[x; y; 0; 0]``, then the query ``[0; 0; 0; 1]``."""
-    return embed(prompts).transpose(1, 2)
 
 
 @dataclass

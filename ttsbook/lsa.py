@@ -1,6 +1,6 @@
 """One-layer linear self-attention (LSA) that predicts the task vector, with test-time CoT.
 
-Tokens are columns of width ``D = 2d + 2`` laid out as ``[x (d); y (1); w (d); 1 (1)]``::
+Tokens (:mod:`ttsbook.tokens`) are columns of width ``D = 2d + 2`` laid out as ``[x (d); y (1); w (d); 1 (1)]``::
 
     Z_0 = [ x_1 … x_n | 0  ]
           [ y_1 … y_n | 0  ]
@@ -20,8 +20,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .checks import check_int, check_number
 from .tasks import Prompts
 from .theory import pseudo_newton_v
+from .tokens import check_steps, cot_column, embed
 
 
 @dataclass
@@ -38,36 +40,8 @@ class LSAConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not isinstance(self.n_dims, int) or self.n_dims < 1:
-            raise ValueError(f"n_dims must be a positive integer, got {self.n_dims!r}")
-        if not self.init_std >= 0:
-            raise ValueError(f"init_std must be >= 0, got {self.init_std!r}")
-
-
-def check_steps(n_steps) -> None:
-    """Raise ``ValueError`` unless ``n_steps`` (the number of passes k) is an integer >= 0."""
-    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 0:
-        raise ValueError(f"n_steps (k) must be an integer >= 0, got {n_steps!r}")
-
-
-def embed(prompts: Prompts, w0: torch.Tensor | None = None) -> torch.Tensor:
-    """The token matrix ``Z`` of shape (B, 2d + 2, n + 1) for a batch of prompts."""
-    X, y = prompts.X, prompts.y
-    B, n, d = X.shape
-    Z = X.new_zeros(B, 2 * d + 2, n + 1)
-    Z[:, :d, :n] = X.transpose(1, 2)
-    Z[:, d, :n] = y
-    if w0 is not None:
-        Z[:, d + 1:2 * d + 1, n] = w0
-    Z[:, -1, n] = 1
-    return Z
-
-
-def cot_column(w_hat: torch.Tensor) -> torch.Tensor:
-    """The column ``(0, 0, ŵ, 1)`` appended for the next CoT pass: (B, d) -> (B, 2d + 2, 1)."""
-    B, d = w_hat.shape
-    zeros = w_hat.new_zeros(B, d + 1)
-    return torch.cat([zeros, w_hat, w_hat.new_ones(B, 1)], dim=1)[:, :, None]
+        check_int(self.n_dims, "n_dims")
+        check_number(self.init_std, "init_std", 0)
 
 
 class LSA(nn.Module):

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import torch
 
-from .lsa import check_steps
+from .checks import check_number
 from .spectra import DTYPE
 from .tasks import Prompts
 from .theory import pseudo_newton_v
+from .tokens import check_steps
 
 
 def _moments(prompts: Prompts) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,8 +55,7 @@ class GradientDescent(PseudoNewton):
     """Plain gradient descent on the prompt's loss ``½ wᵀŜw − bᵀw`` with step ``lr``."""
 
     def __init__(self, lr: float, n_dims: int):
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr!r}")
+        check_number(lr, "lr", 0, strict=True)
         super().__init__(-lr * torch.eye(n_dims, dtype=DTYPE))
 
 

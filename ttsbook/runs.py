@@ -1,128 +1,147 @@
-"""Train the GPT model with test-time CoT, in runs that survive interruption.
+"""GPT training runs that survive interruption: their config, directory, command line and loop.
 
-**CoT training (our recipe, not the paper's).** A decoder trained on direct prediction only
-never sees an appended CoT token ``[0; 0; ŵ; 1]``, so its test-time CoT means nothing. We
-unroll CoT with the model's *own* outputs fed back and supervise every step toward ``w``:
-
-1. run the prompt ``[examples, query]`` once, with gradient: ``ŵ_1`` and a KV cache;
-2. roll out ``ŵ_2 … ŵ_{K−1}`` from that cache without gradient (``GPT.extend`` under
-   ``torch.inference_mode``, one token per pass);
-3. run the ``K − 1`` CoT tokens ``[0; 0; ŵ_j; 1]`` with gradient against the cache of step 1;
-4. loss = mean over the ``K`` read-outs (query and CoT tokens) of ``||ŵ_j − w||²/d``.
-
-Steps 1 and 3 together are exactly one teacher-forced pass over all ``n + K`` tokens (a test
-checks the gradients agree); the fed-back tokens carry no gradient (a stop-gradient on the
-rollout), and ``K = 1`` is plain direct prediction. Measured on an idle CPU with
-``benchmarks/bench_cot_step.py`` (batch 64, K = 8), a CoT step costs 1.54x / 1.47x / 1.28x a
-direct step over the same ``n + K`` tokens for n = 5 / 10 / 15 with the ``cpu`` preset (one
-thread), and 1.26x / 1.21x / 1.20x for n = 20 / 30 / 40 with ``paper`` (two threads): the
-rollout's one-token passes are overhead-bound at the tiny sizes.
-
-**Runs.** A run lives in ``root/<name>-<hash>``, the hash taken over the :class:`RunConfig`
-fields that decide the result; ``config.json`` sits beside the weights. Every
-``ckpt_every`` steps ``checkpoint.pt`` (weights, Adam state, RNG, step, history) is written
-atomically, so :func:`train_run` can resume: batch ``i`` is a pure function of
-``(seed, i)``, so on the CPU a resumed run ends with weights bitwise equal to an
-uninterrupted one. A finished run holds ``model.pt``, ``history.csv`` and a ``done`` marker,
-and asking for it again does nothing.
+A run lives in ``root/<name>-<hash>``, the hash taken over the :class:`RunConfig` fields that
+decide the result; ``config.json`` (:meth:`RunConfig.record`) sits beside the weights. Every
+``ckpt_every`` steps, and on Ctrl-C at the end of the current step, ``checkpoint.pt`` (weights,
+optimiser state, RNG, step, history) is written atomically, so :func:`train_run` can resume:
+batch ``i`` is a pure function of ``(seed, i)``, so on the CPU a resumed run ends with weights
+bitwise equal to an uninterrupted one. A finished run holds ``model.pt``, ``history.csv`` and a
+``done`` marker, and asking for it again does nothing. The training itself is
+:class:`ttsbook.train.Trainer` with :func:`ttsbook.train.cot_loss`.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
-from contextlib import nullcontext
-from importlib import resources
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .evaluate import evaluate
-from .gpt import GPT, GPTConfig, KVCache, PRESETS, preset, tokens
-from .spectra import check_cov_spec
-from .tasks import Prompts, make_task
-from .train import TrainConfig
-from .utils import amp_dtype, atomic_save, load_checkpoint, progress, resolve_device, save_checkpoint
+from .checks import BadValue, check_choice, check_int
+from .gpt import GPT, GPTConfig, PRESETS, preset
+from .options import options, param, to_argv
+from .spectra import COV_HELP, check_cov_spec
+from .tasks import make_task
+from .train import TrainConfig, Trainer, cot_loss
+from .utils import atomic_save, load_checkpoint, save_checkpoint, writable_dir
 
-# ---------------------------------------------------------------- run config
-@dataclass
+RUN_TRAIN = {"steps": 2500, "batch_size": 64, "lr": 1e-3, "warmup": None}
+"""A run's training defaults where they differ from :class:`TrainConfig`'s (``None``: auto)."""
+LATER_DEFAULTS = {"optimizer": "adam", "log_every": 10}
+"""Fields added after v0.2.0: recorded only when changed, so that earlier runs keep their hash."""
+NOT_HASHED = ("ckpt_every", "compile", "log_every")
+
+
+def _n_points_arg(text: str) -> int | list:
+    """``"10"`` -> 10; ``"5:15"`` -> [5, 15]."""
+    parts = [int(v) for v in text.split(":")]
+    return parts[0] if len(parts) == 1 else parts
+
+
+def _n_points_text(value) -> str:
+    return ":".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+@dataclass(init=False)
 class RunConfig:
-    """Everything that decides a CoT training run of the GPT model.
+    """Everything that decides a CoT training run of the GPT model; every field is an option.
 
-    ``model`` overrides fields of the ``preset`` (e.g. ``{"pos": "learned"}``).
-    ``n_points`` is a fixed training context n, or ``[lo, hi]``: n drawn uniformly per batch
-    (a pure function of ``(seed, step)``; useful with learned positions).
-    ``cot_steps`` is K, the number of supervised passes (K = 1: direct prediction).
-    ``ckpt_every`` and ``compile`` do not change the result and are left out of the hash.
+    Takes the fields as keywords. ``model`` may be a dict of overrides of the ``preset``
+    (e.g. ``{"pos": "learned"}``), ``train`` a dict of :class:`TrainConfig` fields, which may also
+    be given flat (``steps=..., lr=...``); training fields not given take ``RUN_TRAIN``'s values.
     """
 
-    preset: str = "cpu"
-    model: dict = field(default_factory=dict)
-    n_points: int | list = 10
-    train_cov: str = "isotropic"
-    cot_steps: int = 8
-    steps: int = 2500
-    batch_size: int = 64
-    lr: float = 1e-3
-    schedule: str = "cosine"
-    warmup: int = 100
-    seed: int = 0
-    ckpt_every: int = 250
-    compile: bool = False
+    preset: str = param("cpu", "model size: the defaults of the model options", choices=tuple(PRESETS))
+    model: GPTConfig = param(None, nested=GPTConfig)
+    n_points: int | list = param(10, "training context n, or LO:HI: n drawn uniformly per batch "
+                                     "(a pure function of (seed, step); for learned positions)",
+                                 parse=_n_points_arg, show=_n_points_text, metavar="N|LO:HI")
+    train_cov: str = param("isotropic", "training " + COV_HELP, metavar="SPEC")
+    cot_steps: int = param(8, "K: supervised passes per prompt (1 = direct prediction)", metavar="K")
+    train: TrainConfig = param(None, nested=TrainConfig)
+    ckpt_every: int = param(250, "steps between checkpoints (does not change the result)")
+    compile: bool = param(False, "torch.compile the model on CUDA (does not change the result)")
 
-    def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
-        self.model = dict(self.model)
+    def __init__(self, **fields):
+        own = {f.name: f.default for f in dataclasses.fields(self)}
+        flat = {k: fields.pop(k) for k in list(fields) if k not in own}
+        if unknown := sorted(set(flat) - {f.name for f in dataclasses.fields(TrainConfig)}):
+            raise TypeError(f"RunConfig got unexpected fields {unknown}")
+        for name, default in own.items():
+            setattr(self, name, fields.get(name, default))
+        self._check(flat)
+
+    def _check(self, flat: dict) -> None:
+        check_choice(self.preset, "preset", tuple(PRESETS))
+        try:
+            if not isinstance(self.model, GPTConfig):
+                self.model = preset(self.preset, **dict(self.model or {}))
+        except BadValue as err:
+            raise err.within("model") from None
+        try:
+            if isinstance(self.train, TrainConfig):
+                self.train = dataclasses.replace(self.train, **flat)
+            else:
+                self.train = TrainConfig(**(RUN_TRAIN | dict(self.train or {}) | flat))
+        except BadValue as err:
+            raise err.within("train") from None
         if isinstance(self.n_points, (tuple, list)):
-            self.n_points = [int(v) for v in self.n_points]
-            if len(self.n_points) != 2 or not 1 <= self.n_points[0] <= self.n_points[1]:
-                raise ValueError(f"n_points range must be [lo, hi] with 1 <= lo <= hi, got {self.n_points}")
-        elif not isinstance(self.n_points, int) or self.n_points < 1:
-            raise ValueError(f"n_points must be an integer >= 1 or [lo, hi], got {self.n_points!r}")
-        for name in ("cot_steps", "ckpt_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        check_cov_spec(self.train_cov)
-        self.train_config()  # validates steps, batch_size, lr, schedule, warmup
-        cfg = self.gpt_config()  # validates the model overrides
-        if cfg.pos == "learned" and self.max_points + self.cot_steps > cfg.max_len:
-            raise ValueError(f"n + K = {self.max_points + self.cot_steps} exceeds max_len = {cfg.max_len}")
+            self.n_points = [check_int(v, "n_points") for v in self.n_points]
+            if len(self.n_points) != 2 or self.n_points[0] > self.n_points[1]:
+                raise BadValue("n_points", f"n_points range must be LO:HI with 1 <= LO <= HI, got {self.n_points}")
+        else:
+            check_int(self.n_points, "n_points")
+        check_int(self.cot_steps, "cot_steps")
+        check_int(self.ckpt_every, "ckpt_every")
+        check_cov_spec(self.train_cov, self.model.n_dims, "train_cov")
+        if self.model.pos == "learned" and self.max_points + self.cot_steps > self.model.max_len:
+            raise BadValue("n_points", f"n + K = {self.max_points + self.cot_steps} exceeds "
+                                       f"max_len = {self.model.max_len} (learned positions)")
 
     @property
     def max_points(self) -> int:
         return self.n_points[1] if isinstance(self.n_points, list) else self.n_points
 
-    def gpt_config(self) -> GPTConfig:
-        unknown = set(self.model) - {f.name for f in dataclasses.fields(GPTConfig)}
-        if unknown:
-            raise ValueError(f"model overrides {sorted(unknown)} are not GPTConfig fields")
-        return preset(self.preset, **self.model)
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr,
-                           schedule=self.schedule, warmup=self.warmup, seed=self.seed)
+    def record(self) -> dict:
+        """The flat form saved as ``config.json``: the fields, ``model`` as its overrides of the
+        preset (``pos`` always), ``train``'s fields in place; ``RunConfig(**record)`` rebuilds it."""
+        base, out = PRESETS[self.preset], {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "model":
+                out["model"] = {"pos": value.pos} | {k: v for k, v in dataclasses.asdict(value).items()
+                                                     if v != getattr(base, k)}
+            elif f.name == "train":
+                out |= {k: v for k, v in dataclasses.asdict(value).items()
+                        if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
+            else:
+                out[f.name] = list(value) if isinstance(value, list) else value
+        return out
 
     def run_id(self) -> str:
         """Short hash of the fields that decide the result."""
-        fields = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("ckpt_every", "compile")}
+        fields = {k: v for k, v in self.record().items() if k not in NOT_HASHED}
         return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
     def name(self) -> str:
-        n = "-".join(map(str, self.n_points)) if isinstance(self.n_points, list) else self.n_points
         cov = re.sub(r"[^A-Za-z0-9.]+", "", self.train_cov)
-        return f"{self.preset}-n{n}-{cov}-k{self.cot_steps}-{self.run_id()}"
+        return f"{self.preset}-n{_n_points_text(self.n_points).replace(':', '-')}-{cov}-k{self.cot_steps}-{self.run_id()}"
 
     def n_points_at(self, step: int) -> int:
         """Training context n of batch ``step``: a pure function of ``(seed, step)``."""
         if isinstance(self.n_points, int):
             return self.n_points
         lo, hi = self.n_points
-        return int(np.random.default_rng([self.seed, step, 17]).integers(lo, hi + 1))
+        return int(np.random.default_rng([self.train.seed, step, 17]).integers(lo, hi + 1))
+
+
+RUN_OPTIONS = options(RunConfig)
 
 
 def run_dir(config: RunConfig, root: str | Path) -> Path:
@@ -132,120 +151,66 @@ def run_dir(config: RunConfig, root: str | Path) -> Path:
 
 def train_argv(config: RunConfig) -> list[str]:
     """CLI arguments of ``python -m ttsbook train`` that reproduce ``config`` (add ``--out``)."""
-    if set(config.model) - {"pos"}:
-        raise ValueError(f"the CLI sets only the 'pos' model override, got {sorted(config.model)}")
-    n = ":".join(map(str, config.n_points)) if isinstance(config.n_points, list) else config.n_points
-    argv = ["train", "--preset", config.preset, "--pos", config.model.get("pos", "none"),
-            "--n-points", str(n), "--train-cov", config.train_cov, "--cot-steps", str(config.cot_steps),
-            "--steps", str(config.steps), "--batch-size", str(config.batch_size), "--lr", f"{config.lr:g}",
-            "--schedule", config.schedule, "--warmup", str(config.warmup), "--seed", str(config.seed),
-            "--ckpt-every", str(config.ckpt_every)]
-    return argv + (["--compile"] if config.compile else [])
+    own = {f.name for f in dataclasses.fields(RunConfig)}
+    pairs = []
+    for key, value in config.record().items():
+        if key == "model":
+            pairs += [(("model", k), v) for k, v in value.items()]
+        else:
+            pairs.append(((key,) if key in own else ("train", key), value))
+    return ["train", *to_argv(pairs, RUN_OPTIONS)]
 
 
-# ---------------------------------------------------------------- the CoT loss
-def cot_tokens(w_hat: torch.Tensor) -> torch.Tensor:
-    """CoT tokens ``[0; 0; ŵ; 1]`` for a batch of iterates: (B, K, d) -> (B, K, 2d + 2)."""
-    B, K, d = w_hat.shape
-    return torch.cat([w_hat.new_zeros(B, K, d + 1), w_hat, w_hat.new_ones(B, K, 1)], dim=-1)
+# ---------------------------------------------------------------- training
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`train_run` at ``step``; ``saved``: a checkpoint of it is in ``path``
+    (not when a second Ctrl-C cut a step short: then the last periodic checkpoint stays)."""
 
-
-def cot_loss(model: GPT, prompts: Prompts, n_steps: int, forward=None) -> torch.Tensor:
-    """Mean over the ``n_steps`` read-outs of ``||ŵ_j − w||²/d`` (see the module docstring).
-
-    ``forward`` is the (possibly compiled) module used for the passes that carry gradient.
-    """
-    n, run = prompts.n_points, model if forward is None else forward
-    tok = tokens(prompts)                                  # (B, n + 1, D)
-    if n_steps == 1:
-        w_hat = run(tok)[:, n:]                            # (B, 1, d): direct prediction
-    else:
-        out, cache = run(tok, KVCache())                   # the prompt, once, with gradient
-        with torch.inference_mode():                       # self-fed rollout, stop-gradient
-            w_cot = model.extend(out[:, -1], cache, n_steps - 2)               # ŵ_2 … ŵ_{K-1}
-        w_cot = torch.cat([out[:, -1:].detach(), w_cot], dim=1).to(tok.dtype)  # (B, K - 1, d)
-        rest, _ = run(cot_tokens(w_cot), cache)            # the K - 1 CoT tokens, with gradient
-        w_hat = torch.cat([out[:, -1:], rest], dim=1)      # (B, K, d): query + CoT read-outs
-    return ((w_hat.float() - prompts.w[:, None, :]) ** 2).mean()
-
-
-# ---------------------------------------------------------------- runs
-SHIPPED_RUNS = Path(str(resources.files("ttsbook") / "data" / "gpt"))
-"""The finished GPT runs that ship inside the package (preset ``cpu``, d = 5); see its README."""
-
-
-def _autocast(device: torch.device):
-    """Autocast in :func:`ttsbook.utils.amp_dtype`'s dtype (bf16 or fp16) on CUDA; else nothing."""
-    dtype = amp_dtype(device)
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-
-
-def _grad_scaler(device: torch.device) -> torch.amp.GradScaler:
-    """A loss scaler, enabled only for fp16 (bf16 and float32 need none)."""
-    return torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
+    def __init__(self, path: Path, step: int, steps: int, saved: bool):
+        where = "checkpoint saved in" if saved else "mid-step, so the last periodic checkpoint stays in"
+        super().__init__(f"stopped at step {step} of {steps}; {where} {path}")
+        self.path, self.step, self.steps, self.saved = path, step, steps, saved
 
 
 def train_run(config: RunConfig, root: str | Path, device: str | torch.device = "auto",
-              resume: bool = False, log_every: int = 10) -> Path:
+              resume: bool = False, threads: int | None = None) -> Path:
     """Train (or resume, or skip) the run of ``config`` under ``root``; returns its directory.
 
     A finished run (``done`` marker) is skipped. A run with a partial ``checkpoint.pt``
-    continues from it when ``resume`` is true and raises ``FileExistsError`` otherwise.
-    A NaN/inf loss raises ``FloatingPointError`` naming the step.
+    continues from it when ``resume`` is true and raises ``FileExistsError`` otherwise. Ctrl-C
+    saves a checkpoint and raises :class:`RunInterrupted`; a NaN/inf loss raises
+    ``FloatingPointError`` naming the step.
     """
     out = run_dir(config, root)
     if (out / "done").exists():
         return out
     ckpt = out / "checkpoint.pt"
     if ckpt.exists() and not resume:
-        raise FileExistsError(f"{out.name} holds an interrupted run; resume it (--resume) or delete it")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-    device = resolve_device(device)
-    model = GPT(config.gpt_config())
-    state = load_checkpoint(ckpt, model) if ckpt.exists() else None
-    model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    start, history = 0, []
-    if state is not None:  # Adam's state is cast to the parameters' device on load
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        start, history = state["step"], state["history"]
-    scaler = _grad_scaler(device)
-    if state is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    forward = torch.compile(model, dynamic=True) if config.compile and device.type == "cuda" else model
-    task, sched = make_task(config.train_cov, model.config.n_dims), config.train_config()
-    for step in progress(range(start, config.steps), desc=out.name, initial=start, total=config.steps):
-        for group in opt.param_groups:
-            group["lr"] = config.lr * sched.lr_factor(step)
-        prompts = task.sample(config.n_points_at(step), config.batch_size, config.seed, step, device=device)
-        with _autocast(device):
-            loss = cot_loss(model, prompts, config.cot_steps, forward)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step} of run {out.name}; "
-                                     f"try a lower lr (now {config.lr:g})")
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        if step % log_every == 0 or step == config.steps - 1:
-            history.append({"step": step, "loss": loss.item(), "lr": opt.param_groups[0]["lr"],
-                            "n_points": prompts.n_points})
-        if (step + 1) % config.ckpt_every == 0 and step + 1 < config.steps:
-            save_checkpoint(ckpt, model, optimizer=opt.state_dict(), rng=torch.get_rng_state(),
-                            scaler=scaler.state_dict(),
-                            step=step + 1, history=history)
-    _finish(out, model, config, history)
-    return out
+        raise FileExistsError(f"{out} holds an interrupted run: add --resume (in Python resume=True) "
+                              "to continue it, or delete that folder to start over")
+    (writable_dir(out) / "config.json").write_text(json.dumps(config.record(), indent=2) + "\n")
+    model = GPT(config.model)
 
-
-def _finish(out: Path, model: GPT, config: RunConfig, history: list) -> None:
-    """Write the final weights, history and ``done`` marker; drop the resumable state."""
-    save_checkpoint(out / "model.pt", model.cpu(), run_config=dataclasses.asdict(config))
-    pd.DataFrame(history).to_csv(out / "history.csv", index=False)
+    def checkpoint(trainer: Trainer) -> None:
+        if trainer.steps_done % config.ckpt_every == 0 and trainer.steps_done < config.train.steps:
+            save_checkpoint(ckpt, model, **trainer.state_dict())
+    trainer = Trainer(model, config.train, device, amp=True, hooks=[checkpoint], threads=threads)
+    if ckpt.exists():
+        trainer.load_state_dict(load_checkpoint(ckpt, model, arg="resume"))
+    compiled = config.compile and trainer.device.type == "cuda"
+    loss = functools.partial(cot_loss, n_steps=config.cot_steps,
+                             forward=torch.compile(model, dynamic=True) if compiled else model)
+    try:
+        trainer.fit(make_task(config.train_cov, config.model.n_dims), config.n_points_at, loss, desc=out.name)
+    except KeyboardInterrupt:
+        if not trainer.in_step:  # a step boundary: a consistent point to resume from
+            save_checkpoint(ckpt, model, **trainer.state_dict())
+        raise RunInterrupted(out, trainer.steps_done, config.train.steps, not trainer.in_step) from None
+    save_checkpoint(out / "model.pt", model.cpu(), run_config=config.record())
+    pd.DataFrame(trainer.history).to_csv(out / "history.csv", index=False)
     (out / "done").write_text("complete\n")
-    (out / "checkpoint.pt").unlink(missing_ok=True)
+    ckpt.unlink(missing_ok=True)
+    return out
 
 
 def export_half(path: str | Path) -> Path:
@@ -259,35 +224,3 @@ def export_half(path: str | Path) -> Path:
     state = payload["state_dict"]
     payload["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     return atomic_save(payload, target)
-
-
-def load_config(path: str | Path) -> RunConfig:
-    """The :class:`RunConfig` saved in a run directory."""
-    return RunConfig(**json.loads((Path(path) / "config.json").read_text()))
-
-
-def load_run(path: str | Path, device: str | torch.device = "cpu") -> GPT:
-    """The trained model of a finished run directory, in eval mode."""
-    path = Path(path)
-    if not (path / "done").exists():
-        raise FileNotFoundError(f"{path.name} is not a finished run (no 'done' marker)")
-    model = GPT(load_config(path).gpt_config())
-    load_checkpoint(path / "model.pt", model)
-    return model.to(resolve_device(device)).eval()
-
-
-def evaluate_runs(paths, test_cov: str = "isotropic", m: int = 10, k_max: int = 20,
-                  n_prompts: int = 2000, seed: int = 1, device: str | torch.device = "cpu") -> pd.DataFrame:
-    """Error vs k of finished runs on the same test prompts, plus run metadata columns.
-
-    Columns: those of :func:`ttsbook.evaluate` and ``run, train_n, train_cov, cot_steps, pos,
-    test_cov, m``. The evaluation seed should differ from the training seeds.
-    """
-    frames = []
-    for path in map(Path, paths):
-        config, model = load_config(path), load_run(path, device)
-        task = make_task(test_cov, model.config.n_dims)
-        df = evaluate({path.name: model}, task, m, k_max, n_prompts=n_prompts, seed=seed, device=device)
-        frames.append(df.assign(run=path.name, train_n=str(config.n_points), train_cov=config.train_cov,
-                                cot_steps=config.cot_steps, pos=model.config.pos, test_cov=test_cov, m=m))
-    return pd.concat(frames, ignore_index=True)

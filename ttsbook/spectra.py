@@ -3,20 +3,18 @@
 Every constructor returns a symmetric positive semi-definite ``(d, d)`` float64 tensor.
 Exact references live in float64; the sampler casts to whatever dtype the model uses.
 :func:`parse_cov` names them by a short spec (``"power:1.0"``, ``"missing:3,4:0.1"``), as the
-command line and the run configs do.
+command line and the run configs do; each name is one entry of ``SPECTRA``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 
+from .checks import BadValue, check_int, check_number
+
 DTYPE = torch.float64
-
-
-def _check_dim(d: int, name: str = "d") -> None:
-    if not isinstance(d, int) or isinstance(d, bool) or d < 1:
-        raise ValueError(f"{name} must be a positive integer, got {d!r}")
 
 
 def check_covariance(cov: torch.Tensor, name: str = "cov", *, definite: bool = False,
@@ -45,7 +43,7 @@ def check_covariance(cov: torch.Tensor, name: str = "cov", *, definite: bool = F
 
 def isotropic(d: int) -> torch.Tensor:
     """The identity ``I_d``: every skill equally present (``Hard = d``)."""
-    _check_dim(d)
+    check_int(d, "d")
     return torch.eye(d, dtype=DTYPE)
 
 
@@ -55,9 +53,8 @@ def power_law(d: int, alpha: float = 1.0, *, normalise: bool = True) -> torch.Te
     ``normalise=True`` rescales to ``tr Λ = d`` (same total signal as ``I_d``);
     ``normalise=False`` keeps the raw ``λ_i = i^(-alpha)`` (so ``λ_1 = 1``).
     """
-    _check_dim(d)
-    if not alpha >= 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha!r}")
+    check_int(d, "d")
+    check_number(alpha, "alpha", 0)
     lam = torch.arange(1, d + 1, dtype=DTYPE) ** (-float(alpha))
     if normalise:
         lam = lam * d / lam.sum()
@@ -73,8 +70,7 @@ def missing_skills(d: int, directions: Sequence[int], eps: float = 0.0,
     base = isotropic(d) if base is None else check_covariance(base, "base")
     if base.shape[0] != d:
         raise ValueError(f"base must be ({d}, {d}), got {tuple(base.shape)}")
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps!r}")
+    check_number(eps, "eps", 0)
     idx = list(directions)
     if any((not isinstance(i, int)) or i < 0 or i >= d for i in idx):
         raise ValueError(f"directions must be integers in [0, {d}), got {idx}")
@@ -85,7 +81,7 @@ def missing_skills(d: int, directions: Sequence[int], eps: float = 0.0,
 
 def random_rotation(d: int, seed: int = 0) -> torch.Tensor:
     """A Haar-random orthogonal ``(d, d)`` matrix, a pure function of ``seed``."""
-    _check_dim(d)
+    check_int(d, "d")
     g = torch.Generator().manual_seed(seed)
     q, r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=DTYPE))
     return q * torch.sign(torch.diagonal(r))[None, :]  # sign fix makes it Haar
@@ -112,44 +108,78 @@ def sqrt_psd(cov: torch.Tensor) -> torch.Tensor:
     return (q * lam.clamp(min=0).sqrt()) @ q.T
 
 
-# ---------------------------------------------------------------- specs: covariances by name
-COV_SPECS = {
-    "isotropic": "I_d",
-    "power:A": "λ_i ∝ i^-A rescaled to tr Λ = d",
-    "power_raw:A": "raw λ_i = i^-A (λ_1 = 1)",
-    "missing:I,J,...[:EPS]": "I_d with coordinates I, J, ... scaled by EPS (default 0)",
-}
-COV_HELP = ("covariance spec: " + "; ".join(f"'{k}' = {v}" for k, v in COV_SPECS.items())
+# ---------------------------------------------------------------- covariances by name
+@dataclass(frozen=True)
+class Spectrum:
+    """A covariance the command line and run configs name by a spec ``name[:params]``.
+
+    ``parse`` turns the text after the first colon into arguments (raising ``ValueError``);
+    ``build(d, *args)`` makes the (d, d) matrix and checks what depends on d.
+    """
+
+    name: str
+    params: str
+    help: str
+    parse: Callable[[str], tuple]
+    build: Callable[..., torch.Tensor]
+
+
+def _no_params(text: str) -> tuple:
+    if text:
+        raise ValueError(text)
+    return ()
+
+
+def _exponent(text: str) -> tuple:
+    return (check_number(float(text), "A", 0),)
+
+
+def _directions(text: str) -> tuple:
+    dirs, _, eps = text.partition(":")
+    return tuple(int(i) for i in dirs.split(",")), check_number(float(eps or 0.0), "EPS", 0)
+
+
+SPECTRA = {s.name: s for s in [
+    Spectrum("isotropic", "", "I_d", _no_params, isotropic),
+    Spectrum("power", "A", "λ_i ∝ i^-A rescaled to tr Λ = d", _exponent, power_law),
+    Spectrum("power_raw", "A", "raw λ_i = i^-A (λ_1 = 1)", _exponent,
+             lambda d, alpha: power_law(d, alpha, normalise=False)),
+    Spectrum("missing", "I,J,...[:EPS]", "I_d with coordinates I, J, ... scaled by EPS (default 0)",
+             _directions, lambda d, dirs, eps: missing_skills(d, list(dirs), eps)),
+]}
+SPEC_FORMS = [s.name + (":" + s.params if s.params else "") for s in SPECTRA.values()]
+COV_HELP = ("covariance spec: " + "; ".join(f"'{f}' = {s.help}" for f, s in zip(SPEC_FORMS, SPECTRA.values()))
             + "; join specs with '+' for a uniform mixture of tasks")
 
 
-def _parse_one(spec: str) -> tuple[str, tuple]:
-    kind, _, arg = spec.strip().partition(":")
+def _parse_one(spec: str) -> tuple[Spectrum, tuple]:
+    name, _, text = spec.strip().partition(":")
+    if name not in SPECTRA:
+        raise BadValue("cov", f"bad covariance spec {spec!r}: unknown name {name!r}; expected one of "
+                              f"{', '.join(SPEC_FORMS)}")
+    spectrum = SPECTRA[name]
     try:
-        if kind == "isotropic" and not arg:
-            return kind, ()
-        if kind in ("power", "power_raw") and arg:
-            return kind, (float(arg),)
-        if kind == "missing" and arg:
-            dirs, _, eps = arg.partition(":")
-            return kind, (tuple(int(i) for i in dirs.split(",")), float(eps or 0.0))
-    except ValueError:
-        pass
-    raise ValueError(f"bad covariance spec {spec!r}; expected one of {', '.join(COV_SPECS)}")
+        return spectrum, spectrum.parse(text)
+    except ValueError as err:  # a BadValue says what is wrong; float("x") and the like do not
+        detail = err if isinstance(err, BadValue) else f"expected {name}:{spectrum.params}"
+        raise BadValue("cov", f"bad covariance spec {spec!r}: {detail}") from None
 
 
-def check_cov_spec(spec: str) -> str:
-    """Return ``spec`` after checking its syntax (see ``COV_SPECS``); ``ValueError`` if bad."""
-    for part in spec.split("+"):
-        _parse_one(part)
+def check_cov_spec(spec: str, n_dims: int | None = None, arg: str = "cov") -> str:
+    """Return ``spec`` after checking its syntax (see ``SPECTRA``) and, given ``n_dims``, that
+    every part builds a valid (d, d) covariance; else a ``BadValue`` naming ``arg``."""
+    try:
+        for part in spec.split("+"):
+            parse_cov(part, n_dims) if n_dims is not None else _parse_one(part)
+    except BadValue as err:
+        raise BadValue(arg, str(err)) from None
     return spec
 
 
 def parse_cov(spec: str, n_dims: int) -> torch.Tensor:
     """The (d, d) covariance named by a single spec such as ``"power:1.0"``."""
-    kind, args = _parse_one(spec)
-    if kind == "isotropic":
-        return isotropic(n_dims)
-    if kind == "missing":
-        return missing_skills(n_dims, list(args[0]), args[1])
-    return power_law(n_dims, args[0], normalise=kind == "power")
+    spectrum, args = _parse_one(spec)
+    try:
+        return spectrum.build(n_dims, *args)
+    except ValueError as err:
+        raise BadValue("cov", f"bad covariance spec {spec!r} for d = {n_dims}: {err}") from None

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .checks import check_int, check_number
 from .spectra import DTYPE, check_cov_spec, check_covariance, parse_cov, sqrt_psd
 
 SPLITS = {"train": 0, "eval": 1}
@@ -72,11 +73,6 @@ def generator(seed: int, step: int = 0, stream: str = "features", split: str = "
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def _check_size(value: int, name: str) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
 class RegressionTask:
     """Noiseless (or noisy) linear regression with features ``x ~ N(0, cov)``, ``w ~ N(0, I)``.
 
@@ -99,8 +95,8 @@ class RegressionTask:
     def sample(self, n_points: int, batch_size: int, seed: int = 0, step: int = 0, *,
                split: str = "train", device=None, dtype=torch.float32) -> Prompts:
         """Draw ``batch_size`` prompts of ``n_points`` examples: a pure function of the seeds."""
-        _check_size(n_points, "n_points")
-        _check_size(batch_size, "batch_size")
+        check_int(n_points, "n_points")
+        check_int(batch_size, "batch_size")
         X = self._features(n_points, batch_size, generator(seed, step, "features", split))
         return self._label(X, seed, step, split).to(device=device, dtype=dtype)
 
@@ -138,8 +134,8 @@ class MixtureTask(RegressionTask):
 
     def sample(self, n_points: int, batch_size: int, seed: int = 0, step: int = 0, *,
                split: str = "train", device=None, dtype=torch.float32) -> Prompts:
-        _check_size(n_points, "n_points")
-        _check_size(batch_size, "batch_size")
+        check_int(n_points, "n_points")
+        check_int(batch_size, "batch_size")
         comp = torch.multinomial(self.probs, batch_size, replacement=True,
                                  generator=generator(seed, step, "components", split))
         g = torch.randn(batch_size, n_points, self.n_dims, dtype=DTYPE,

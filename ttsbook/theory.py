@@ -1,4 +1,4 @@
-"""Closed forms of the paper (float64). See ``shared/science.md`` §3–4 and the book.
+"""Closed forms of the paper (float64), as the book states and checks them against Monte Carlo.
 
 Convention: every *error* here is per coordinate, ``E||ŵ − w||² / d`` with ``w ~ N(0, I_d)``,
 so predicting ``ŵ = 0`` scores 1. Arrays over k are indexed by the number of passes
@@ -13,18 +13,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .checks import check_int, check_number
 from .spectra import DTYPE, check_covariance, hardness, isotropic
 from .tasks import RegressionTask
-
-
-def _check_n(n, name: str = "n") -> None:
-    if not isinstance(n, (int, float)) or isinstance(n, bool) or not n >= 1:
-        raise ValueError(f"{name} must be a number >= 1, got {n!r}")
-
-
-def _check_steps(n_steps, name: str = "n_steps") -> None:
-    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {n_steps!r}")
 
 
 def _check_square(V: torch.Tensor, d: int, name: str = "V") -> torch.Tensor:
@@ -38,7 +29,7 @@ def _check_square(V: torch.Tensor, d: int, name: str = "V") -> torch.Tensor:
 def gamma(cov: torch.Tensor, n: float) -> torch.Tensor:
     """``Γ = (1 + 1/n) Λ + (tr Λ / n) I``: the training data's regularised covariance."""
     cov = check_covariance(cov)
-    _check_n(n)
+    check_number(n, "n", 1)
     eye = torch.eye(cov.shape[0], dtype=DTYPE)
     return (1 + 1 / n) * cov + torch.trace(cov) / n * eye
 
@@ -51,7 +42,7 @@ def pseudo_newton_v(cov: torch.Tensor, n: float) -> torch.Tensor:
 def wishart_second_moment(cov: torch.Tensor, B: torch.Tensor, n: int) -> torch.Tensor:
     """``E[Ŝ B Ŝ]`` for ``Ŝ = X Xᵀ/n`` with n columns ``x ~ N(0, Λ)`` and any square B."""
     cov = check_covariance(cov)
-    _check_n(n)
+    check_number(n, "n", 1)
     B = _check_square(B, cov.shape[0], "B")
     one_over_n = (cov @ B @ cov + cov @ B.T @ cov + torch.trace(cov @ B) * cov) / n
     return (n - 1) / n * cov @ B @ cov + one_over_n
@@ -64,7 +55,7 @@ def population_error(V: torch.Tensor, cov_test: torch.Tensor, n_steps: int) -> t
     With ``V = −Γ⁻¹`` this is ``||(I − Γ⁻¹Σ)^k||_F² / d``.
     """
     cov_test = check_covariance(cov_test, "cov_test")
-    _check_steps(n_steps)
+    check_int(n_steps, "n_steps", low=0)
     d = cov_test.shape[0]
     step = torch.eye(d, dtype=DTYPE) + _check_square(V, d) @ cov_test
     out, power = [], torch.eye(d, dtype=DTYPE)
@@ -80,7 +71,7 @@ def one_step_error(V: torch.Tensor, cov_test: torch.Tensor, m: int) -> float:
     ``(||I + VΣ||_F² + (tr(VΣ²Vᵀ) + tr(VΣVᵀ) tr Σ) / m) / d``.
     """
     cov_test = check_covariance(cov_test, "cov_test")
-    _check_n(m, "m")
+    check_number(m, "m", 1)
     d = cov_test.shape[0]
     V = _check_square(V, d)
     bias = ((torch.eye(d, dtype=DTYPE) + V @ cov_test) ** 2).sum()
@@ -104,8 +95,8 @@ def scaling_law(cov: torch.Tensor, n: float, n_steps: int) -> torch.Tensor:
 
     It is an equality for ``Λ = I``.
     """
-    _check_n(n)
-    _check_steps(n_steps)
+    check_number(n, "n", 1)
+    check_int(n_steps, "n_steps", low=0)
     k = torch.arange(n_steps + 1, dtype=DTYPE)
     return (1 + n / (1 + hardness(cov))) ** (-2 * k)
 
@@ -142,7 +133,7 @@ def mixture_optimum(covs: Sequence[torch.Tensor], probs, n: float) -> torch.Tens
     ``V* = −(Σ π_ℓ Λ_ℓ)(Σ π_ℓ [(1 + 1/n) Λ_ℓ² + (tr Λ_ℓ / n) Λ_ℓ])⁻¹``; ``−Γ⁻¹`` for one task.
     """
     covs, probs = _check_mixture(covs, probs)
-    _check_n(n)
+    check_number(n, "n", 1)
     mean = sum(p * c for p, c in zip(probs, covs))
     second = sum(p * ((1 + 1 / n) * c @ c + torch.trace(c) / n * c) for p, c in zip(probs, covs))
     return -mean @ torch.linalg.inv(second)
@@ -403,8 +394,8 @@ def finite_prompt_error(V: torch.Tensor, cov_test: torch.Tensor, m: int,
     """
     cov_test = check_covariance(cov_test, "cov_test")
     d = cov_test.shape[0]
-    _check_n(m, "m")
-    _check_steps(n_steps)
+    check_number(m, "m", 1)
+    check_int(n_steps, "n_steps", low=0)
     c = _scalar_step(V, d)
     lam, weight = _spectral_quadrature(cov_test, m)
     k = torch.arange(n_steps + 1, dtype=DTYPE)
@@ -422,8 +413,8 @@ def divergence_threshold(d: int, m: int) -> float:
     at the Marchenko–Pastur edge ``λ₊ = (1 + √(d/m))²`` it expands once
     ``n/(n+d+1)·λ₊ > 2``, i.e. ``n > 2(d+1)/(λ₊ − 2)``. ``inf`` when ``λ₊ <= 2`` (m ≳ 5.83d).
     """
-    _check_n(d, "d")
-    _check_n(m, "m")
+    check_number(d, "d", 1)
+    check_number(m, "m", 1)
     high = mp_edges(d / m)[1]
     return 2 * (d + 1) / (high - 2) if high > 2 else float("inf")
 

@@ -1,19 +1,107 @@
-"""The few things every module shares: where to run, progress bars, atomic checkpoints."""
+"""The few things every module shares: where to run and on how many threads, progress bars,
+atomic checkpoints, writable folders and a Ctrl-C that waits for the end of a step."""
 from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
+import signal
+import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from .checks import BadValue, check_int
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when present, else the CPU; anything else is passed to torch."""
+    """``"auto"`` picks CUDA when present, else the CPU; ``"cpu"`` and ``"cuda[:i]"`` are checked
+    (``BadValue`` naming ``device`` when CUDA is asked for but absent)."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise BadValue("device", f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        why = "this build of torch has no CUDA" if torch.version.cuda is None else "no such GPU is visible"
+        raise BadValue("device", f"device {str(device)!r} is not available: {why} "
+                                 f"(torch {torch.__version__}); use 'cpu' or 'auto'")
+    return device
+
+
+SMALL_MODEL = 1_000_000
+"""Parameters below which a model trains on one CPU thread by default (see :func:`thread_policy`)."""
+_TORCH_THREADS = torch.get_num_threads()  # torch's own default, unless set before ttsbook's import
+
+
+def threads_chosen() -> bool:
+    """Whether the user chose the CPU threads: ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` set, or
+    ``torch.set_num_threads`` called since ``ttsbook`` was imported."""
+    return any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")) \
+        or torch.get_num_threads() != _TORCH_THREADS
+
+
+@contextmanager
+def thread_policy(model: torch.nn.Module, device: torch.device, threads: int | None = None):
+    """Run the block on ``threads`` CPU threads, then restore torch's setting.
+
+    By default (``threads=None``) a small model (under ``SMALL_MODEL`` parameters) on the CPU
+    gets one thread unless the user chose (:func:`threads_chosen`): its steps are too small to
+    split, and a second thread halves its speed as soon as another process wants a core.
+    (``torch.set_num_threads`` called before ``ttsbook`` is imported looks like torch's default;
+    pass ``threads`` then.)
+    """
+    if threads is None and device.type == "cpu" and not threads_chosen() \
+            and sum(p.numel() for p in model.parameters()) < SMALL_MODEL:
+        threads = 1
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(check_int(threads, "threads"))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def deferred_interrupt():
+    """Within the block Ctrl-C (SIGINT) only raises a flag, so a loop can stop between steps.
+
+    Yields ``requested() -> bool``; a second Ctrl-C raises ``KeyboardInterrupt`` at once. Off
+    the main thread (where Python cannot catch signals) it changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    hits = []
+
+    def handler(signum, frame):
+        hits.append(signum)
+        if len(hits) > 1:
+            raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(hits)
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def writable_dir(path: str | Path, arg: str = "out") -> Path:
+    """``path``, created if needed, once a file could be written in it; else ``BadValue(arg)``."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise BadValue(arg, f"cannot write to {path}: {err.strerror or err}") from None
+    return path
 
 
 def progress_disabled() -> bool:
@@ -52,18 +140,27 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, **extra) -> Path:
     return atomic_save(payload, path)
 
 
-def load_checkpoint(path: str | Path, model: torch.nn.Module, map_location="cpu") -> dict:
+def load_checkpoint(path: str | Path, model: torch.nn.Module, map_location="cpu", arg: str = "checkpoint") -> dict:
     """Load weights into ``model`` after checking the saved config equals ``model.config``.
 
-    Returns the whole payload (for optimiser state, step, RNG, …). Raises ``ValueError``
-    listing the fields that differ.
+    Returns the whole payload (for optimiser state, step, RNG, …). A missing or unreadable
+    file, or one saved with a different config (the fields that differ are listed), raises a
+    one-line ``BadValue`` naming ``arg``.
     """
-    payload = torch.load(Path(path), map_location=map_location, weights_only=False)
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+        saved = payload["config"]
+    except FileNotFoundError:
+        raise BadValue(arg, f"{path} is missing") from None
+    except (RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise BadValue(arg, f"{path} is unreadable ({reason})") from None
     mine = config_dict(model.config)
-    diff = {k: (payload["config"].get(k), v) for k, v in mine.items() if payload["config"].get(k) != v}
-    if diff or set(payload["config"]) != set(mine):
+    diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+    if diff or set(saved) != set(mine):
         fields = ", ".join(f"{k}: saved {a!r} vs model {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(f"checkpoint {Path(path).name} was saved with a different config ({fields})")
+        raise BadValue(arg, f"checkpoint {path.name} was saved with a different config ({fields})")
     model.load_state_dict(payload["state_dict"])
     return payload
 

@@ -1,0 +1,80 @@
+"""The package's shape: imports only run down the layers, the spectra registry, the thread policy."""
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+import ttsbook as tb
+from ttsbook import utils
+from ttsbook.options import options
+from ttsbook.runs import RUN_OPTIONS, RunConfig
+from ttsbook.spectra import COV_HELP, SPECTRA
+
+# Lowest first: a module may import only modules of earlier layers (or its own).
+LAYERS = [
+    {"checks", "options"}, {"utils", "spectra"}, {"tasks"}, {"theory", "tokens"},
+    {"lsa", "gpt", "predictors", "evaluate"}, {"train"}, {"runs", "experiments", "selection", "plots"},
+    {"finished"}, {"__main__", "__init__"},
+]
+PACKAGE = Path(tb.__file__).parent
+
+
+def _imports(module: str) -> set:
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    return {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1}
+
+
+def test_imports_only_run_down_the_layers():
+    layer = {m: i for i, group in enumerate(LAYERS) for m in group}
+    assert set(layer) == {p.stem for p in PACKAGE.glob("*.py")}, "place every module in LAYERS"
+    for module, level in layer.items():
+        upward = {m for m in _imports(module) if layer[m] >= level and m != module}
+        assert not upward or module == "__init__", f"{module} imports {upward} from its layer or above"
+
+
+def test_every_function_is_short():
+    for path in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                assert node.end_lineno - node.lineno < 50, f"{path.name}:{node.name} is over 50 lines"
+
+
+def test_a_spectrum_is_one_registry_entry():
+    for name, spectrum in SPECTRA.items():
+        assert f"'{name}" in COV_HELP and spectrum.help in COV_HELP
+    for spec in ("isotropic", "power:0.5", "power_raw:2", "missing:1:0.5"):
+        cov = tb.parse_cov(spec, 3)
+        assert cov.shape == (3, 3) and tb.check_covariance(cov) is not None
+    with pytest.raises(ValueError, match=r"'missing:7' for d = 3"):
+        tb.make_task("isotropic+missing:7", 3)
+
+
+def test_every_config_field_is_an_option():
+    flags = {o.flag for o in RUN_OPTIONS}
+    assert {"--steps", "--optimizer", "--n-layer", "--init-seed", "--seed", "--pos", "--n-points"} <= flags
+    assert len(flags) == len(RUN_OPTIONS) == len(options(tb.GPTConfig)) + len(options(tb.TrainConfig)) + 6
+    assert all(o.help and "``" not in o.help for o in RUN_OPTIONS)
+    assert RunConfig().record()["model"] == {"pos": "none"}
+
+
+@pytest.mark.parametrize("env, set_before, threads, size, expected", [
+    ({}, None, None, "small", 1),                        # small model, nothing chosen: one thread
+    ({}, None, None, "large", 2),                        # a large model keeps torch's threads
+    ({"OMP_NUM_THREADS": "2"}, None, None, "small", 2),  # the user's environment wins,
+    ({}, 3, None, "small", 3),                           # so does an earlier torch.set_num_threads
+    ({}, None, 2, "small", 2),                           # and an explicit threads argument
+])
+def test_thread_policy(monkeypatch, env, set_before, threads, size, expected):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    state = {"threads": set_before or 2}                 # torch's default here: 2
+    monkeypatch.setattr(utils, "_TORCH_THREADS", 2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: state["threads"])
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: state.update(threads=n))
+    model = torch.nn.Linear(10, 10 if size == "small" else utils.SMALL_MODEL // 10)
+    with utils.thread_policy(model, torch.device("cpu"), threads):
+        inside = state["threads"]
+    assert inside == expected and state["threads"] == (set_before or 2)  # restored afterwards

@@ -1,0 +1,45 @@
+"""Argument checks shared by every module, and the error that names the bad argument.
+
+:class:`BadValue` is a ``ValueError`` that also carries the argument's name (``arg``), so the
+command line can say which option was wrong in one line; Python callers see a plain
+``ValueError`` whose message names the argument too.
+"""
+from __future__ import annotations
+
+import numbers
+
+
+class BadValue(ValueError):
+    """``ValueError`` about one argument; ``arg`` is its name (dotted inside nested configs)."""
+
+    def __init__(self, arg: str, message: str):
+        super().__init__(message)
+        self.arg = arg
+
+    def within(self, parent: str) -> "BadValue":
+        """The same error, its ``arg`` prefixed by the config field that holds it."""
+        return BadValue(f"{parent}.{self.arg}", str(self))
+
+
+def check_int(value, name: str, low: int = 1) -> int:
+    """``value`` if it is an integer (not a bool) ``>= low``; else :class:`BadValue`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise BadValue(name, f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_number(value, name: str, low: float, *, strict: bool = False, high: float | None = None) -> float:
+    """``value`` if it is a real number ``>= low`` (``> low`` if ``strict``), ``< high`` if given."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and (value > low if strict else value >= low) and (high is None or value < high)
+    if not ok:
+        interval = f"{'>' if strict else '>='} {low:g}" + (f" and < {high:g}" if high is not None else "")
+        raise BadValue(name, f"{name} must be a number {interval}, got {value!r}")
+    return value
+
+
+def check_choice(value, name: str, choices) -> object:
+    """``value`` if it is one of ``choices``; else :class:`BadValue` listing them."""
+    if value not in choices:
+        raise BadValue(name, f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
