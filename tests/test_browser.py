@@ -7,7 +7,7 @@ screenshot goes to ``_build/screenshots/<page>.png``.
 
 Gating (``make test``): no console errors, MathJax (served from the book's own _static)
 typesets without errors, every image loads, every toc entry is in the left navigation, no
-horizontal page scroll.
+horizontal page scroll, at 1280 px and at a phone's 412 px.
 
 Marker ``content`` (gating too): code lines cut off, display equations wider than their box,
 figures shown below 60 % of their size; measured with every collapsed box (hide-input cells,
@@ -32,6 +32,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 REQUIRED = os.environ.get("TTSBOOK_REQUIRE_BROWSER") == "1"
 WIDTH, HEIGHT = 1280, 900
+PHONE = 412              # a common phone's CSS width
 MAX_SHOT_HEIGHT = 16000  # Chromium cannot capture taller than ~16k px in one screenshot
 LEGIBLE = 0.60           # a figure shown below this fraction of its natural width is too small
 SCREENSHOTS = ROOT / "_build" / "screenshots"
@@ -179,6 +180,11 @@ def visits(build, server, driver) -> dict:
         driver.set_window_size(WIDTH, min(found[page]["height"] + 200, MAX_SHOT_HEIGHT))
         driver.save_screenshot(str(SCREENSHOTS / f"{Path(page).name}.png"))
         found[page]["log"] += driver.get_log("browser")
+        # a phone: the theme's narrow layout; code boxes scroll inside, the page must not
+        driver.set_window_size(PHONE, HEIGHT)
+        found[page]["phoneScroll"] = driver.execute_script(
+            "const e = document.documentElement; return e.scrollWidth - e.clientWidth;")
+        found[page]["log"] += driver.get_log("browser")
     return found
 
 
@@ -227,6 +233,12 @@ def test_toc_entries_in_navigation(visits, server, page):
 def test_no_horizontal_page_scroll(visits, page):
     px = visits[page]["pageScroll"]
     assert px <= 0, f"{page}: the page scrolls sideways by {px} px at {WIDTH} px width"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_readable_on_a_phone(visits, page):
+    px = visits[page]["phoneScroll"]
+    assert px <= 0, f"{page}: the page scrolls sideways by {px} px at {PHONE} px (a phone)"
 
 
 # ---------------------------------------------------------------- content checks (issue 12)
