@@ -160,7 +160,7 @@ def train_on_mixture(covs: Sequence[torch.Tensor], probs, n: int, config: TrainC
 
 
 def label_runs(frame: pd.DataFrame, by: Sequence[str] = ("n",), prefix: str = "") -> pd.Series:
-    """Display labels built from typed columns, e.g. ``"GPT, n = 10"`` or ``"pos = learned, n = 5..15"``.
+    """Display labels from typed columns: ``"GPT, n = 10"``, ``"pos = learned, n = 5..15"``.
 
     ``by`` names the columns shown, in order: ``n`` prints ``n = N`` (``n = LO..N`` when the
     frame's ``n_lo`` differs, a run trained on a range of contexts), ``train_cov`` prints its
