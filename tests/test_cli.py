@@ -156,7 +156,7 @@ def test_short_run_then_already_done_then_evaluate(tmp_path, capsys):
     df = pd.read_csv(csv)
     assert code == 0 and list(df.columns[:6]) == ["predictor", "k", "mean", "ci_low", "ci_high", "median"]
     assert df["k"].tolist() == [1, 2, 3] and (df["test_cov"] == "power:1.0").all()
-    assert (df["m"] == 7).all() and (df["train_n"] == 4).all() and (df["run"] == run.name).all()
+    assert (df["m"] == 7).all() and (df["n"] == 4).all() and (df["n_lo"] == 4).all() and (df["run"] == run.name).all()
 
 
 def test_train_argv_reproduces_the_run_config(tmp_path, capsys):

@@ -95,3 +95,27 @@ def test_cov_specs_parse_and_reject_clearly():
     for bad in ("powr:1", "power:", "power:abc", "missing", "isotropic:2"):
         with pytest.raises(ValueError, match="bad covariance spec"):
             tb.parse_cov(bad, 3)
+
+
+def test_skill_task_is_two_level_with_trace_d_and_known_hardness():
+    d, s, eps = 6, 2, 0.1
+    cov = tb.skill_task(d, s, eps)
+    lam = torch.diagonal(cov)
+    assert torch.trace(cov).item() == pytest.approx(d)
+    assert torch.allclose(lam[:s] * eps, lam[s:2 * s])  # strong : weak = 1 : eps
+    assert tb.hardness(cov) == pytest.approx((s + (d - s) * eps) / eps)
+    assert torch.equal(tb.skill_task(d, d, 0.3), tb.isotropic(d))  # every skill strong: I_d
+    for bad in [dict(n_skills=0, eps=0.1), dict(n_skills=7, eps=0.1), dict(n_skills=2, eps=0.0)]:
+        with pytest.raises(ValueError):
+            tb.skill_task(d, **bad)
+
+
+def test_task_kinds_order_hardness():
+    kinds = tb.task_kinds(10, 2, 8, 0.5, 0.05)
+    assert tuple(kinds) == tb.spectra.KINDS
+    hard = {k: tb.hardness(c) for k, c in kinds.items()}
+    assert hard["hard-few"] > hard["easy-few"] and hard["hard-many"] > hard["easy-many"]
+    with pytest.raises(ValueError, match="few must be"):
+        tb.task_kinds(10, 8, 2, 0.5, 0.05)
+    with pytest.raises(ValueError, match="eps_hard"):
+        tb.task_kinds(10, 2, 8, 0.05, 0.5)

@@ -303,7 +303,7 @@ def test_mp_edges_and_density_integrate_to_the_law():
 
 
 def test_silverstein_law_matches_mp_and_free_moments():
-    from ttsbook.theory import _silverstein_density, _spectral_quadrature
+    from ttsbook.theory.finite import _silverstein_density, _spectral_quadrature
     x = np.linspace(0.05, 3.0, 50)
     assert np.allclose(_silverstein_density(x, np.array([1.0]), np.array([1.0]), 0.5),
                        tb.mp_density(torch.as_tensor(x), 0.5).numpy(), atol=1e-9)
@@ -358,3 +358,54 @@ def test_divergence_threshold_and_divergent_fraction():
     assert fractions[0] == 0.0
     assert fractions[1] == pytest.approx(0.82, abs=0.02)  # science.md: independent MC, 82%
     assert fractions[2] > 0.995  # and 100% at n = 1000
+
+
+def test_context_needed_equals_n_star_for_identity_and_is_below_it_otherwise():
+    d, eps = 5, 1e-2
+    for k in (1, 3):
+        n_iso = tb.context_needed(tb.isotropic(d), k, eps)
+        assert n_iso == pytest.approx(tb.n_star(d, k, eps).item(), rel=1e-6)
+    skew = tb.power_law(d, 1.0)
+    n_skew = tb.context_needed(skew, 2, eps)
+    err = tb.population_error(tb.pseudo_newton_v(skew, n_skew), skew, 2)[2].item()
+    assert err == pytest.approx(eps, rel=1e-5)
+    assert n_skew < tb.n_star(tb.hardness(skew), 2, eps).item()
+    with pytest.raises(ValueError, match="eps"):
+        tb.context_needed(skew, 1, 2.0)
+
+
+def test_prompt_mu_max_matches_eigenvalues_and_population_limit():
+    d, n = 4, 10
+    skew = tb.power_law(d, 1.0)
+    V = tb.pseudo_newton_v(skew, n)
+    prompts = tb.RegressionTask(tb.isotropic(d)).sample(3, 5, seed=0, dtype=torch.float64)
+    X = prompts.X[2]
+    S = X.T @ X / 3
+    expected = torch.linalg.eigvals(torch.linalg.solve(tb.gamma(skew, n), S)).real.max()
+    assert tb.prompt_mu_max(V, prompts)[2].item() == pytest.approx(expected.item(), rel=1e-10)
+    long = tb.RegressionTask(tb.isotropic(d)).sample(20_000, 2, seed=0, dtype=torch.float64)
+    population = tb.mu_spectrum(V, tb.isotropic(d)).max().item()
+    assert tb.prompt_mu_max(V, long).numpy() == pytest.approx([population] * 2, rel=0.05)
+
+
+def test_mixing_makes_tasks_easier():
+    """λ_min is concave, so with equal traces 1/Hard(Σπ Λ) >= Σ π / Hard(Λ): the chapter's argument."""
+    covs = list(tb.task_kinds(8, 2, 6, 0.5, 0.05).values())
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        probs = -torch.rand(4, generator=gen, dtype=DTYPE).log()  # a random point of the simplex
+        probs = probs / probs.sum()
+        mix = sum(p * c for p, c in zip(probs, covs))
+        assert 1 / tb.hardness(mix) >= sum(p / tb.hardness(c) for p, c in zip(probs, covs)) - 1e-12
+
+
+def test_best_mixture_beats_every_candidate():
+    d, n, k = 6, 20, 3
+    covs = list(tb.task_kinds(d, 2, 5, 0.5, 0.05).values())
+    target = tb.power_law(d, 1.0)
+    best = tb.best_mixture(covs, target, n, k, iters=300)
+    assert best.sum().item() == pytest.approx(1.0) and (best >= 0).all()
+    err = lambda p: tb.mixture_error(covs, p, target, n, k)[-1].item()  # noqa: E731
+    candidates = [tb.task_selection(covs, target), torch.full((4,), 0.25, dtype=DTYPE)] + \
+        [torch.eye(4, dtype=DTYPE)[i] for i in range(4)]
+    assert all(err(best) <= err(p) * (1 + 1e-6) for p in candidates)

@@ -70,8 +70,11 @@ def evaluate_runs(paths, *args, device: str | torch.device = "auto", threads: in
     """Error vs k of finished runs on the same test prompts, plus run metadata columns.
 
     ``args``/``kwargs`` are :class:`EvalConfig`'s fields (``test_cov, m, k_max, n_prompts,
-    seed``). Columns: those of :func:`ttsbook.evaluate` and ``run, train_n, train_cov,
-    cot_steps, pos, test_cov, m``. Every run is loaded (and checked) before any is scored.
+    seed``). Columns: those of :func:`ttsbook.evaluate` and, typed, ``run`` (directory name),
+    ``n`` (int: the training context; for a run trained on a range LO:HI the largest, HI),
+    ``n_lo`` (int: the smallest, equal to ``n`` for a fixed context), ``train_cov``,
+    ``cot_steps``, ``pos``, ``test_cov``, ``m``. Labels for plots: :func:`ttsbook.label_runs`.
+    Every run is loaded (and checked) before any is scored.
     """
     spec, device = EvalConfig(*args, **kwargs), resolve_device(device)
     runs = [(Path(p), load_config(p), load_run(p, device)) for p in paths]
@@ -81,7 +84,8 @@ def evaluate_runs(paths, *args, device: str | torch.device = "auto", threads: in
         with thread_policy(model, device, threads):
             df = evaluate({path.name: model}, task, spec.m, spec.k_max, n_prompts=spec.n_prompts,
                           seed=spec.seed, device=device)
-        frames.append(df.assign(run=path.name, train_n=str(config.n_points),
+        low = config.n_points[0] if isinstance(config.n_points, list) else config.n_points
+        frames.append(df.assign(run=path.name, n=config.max_points, n_lo=low,
                                 train_cov=config.train_cov, cot_steps=config.cot_steps,
                                 pos=model.config.pos, test_cov=spec.test_cov, m=spec.m))
     return pd.concat(frames, ignore_index=True)

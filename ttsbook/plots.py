@@ -165,7 +165,7 @@ def training_curve(ax, history: pd.DataFrame, column: str, *, target: float | No
 
 
 def error_vs_hardness(ax, sweep: pd.DataFrame, *, colors: Mapping[str, str] | None = None):
-    """Error vs ``Hard(Λ)`` from ``ttsbook.selection.hardness_sweep``, log-log.
+    """Error vs ``Hard(Λ)`` from ``ttsbook.hardness_sweep``, log-log.
 
     Per family: the closed form as a line and the Monte Carlo mean as markers with CI bars;
     the scaling-law bound, evaluated on every family's points, as one dashed black curve.
@@ -218,7 +218,7 @@ def error_heatmap(ax, ns: Sequence[float], ks: Sequence[float], errors, *,
     """Error over the (k, n) grid as a log-colour heatmap with iso-error contours.
 
     ``errors[i, j]`` is the error at training context ``ns[i]`` after ``ks[j]`` passes (e.g.
-    ``ttsbook.experiments.grid_matrix``). Solid black contours mark ``levels``; ``law`` maps a
+    ``ttsbook.sweeps.grid_matrix``). Solid black contours mark ``levels``; ``law`` maps a
     level ``eps`` to a curve ``(k values, n values)`` (e.g. ``n_star``), drawn dashed white.
     Returns the ``ax``; contour sets in ``ax.collections`` after the mesh, law curves in ``ax.lines``.
     """

@@ -1,4 +1,4 @@
-"""Feature covariances (training Λ, test Σ) and their hardness.
+"""Feature covariances (training Λ, test Σ), their hardness, and the task kinds of chapter 7.
 
 Every constructor returns a symmetric positive semi-definite ``(d, d)`` float64 tensor.
 Exact references live in float64; the sampler casts to whatever dtype the model uses.
@@ -77,6 +77,33 @@ def missing_skills(d: int, directions: Sequence[int], eps: float = 0.0,
     scale = torch.ones(d, dtype=DTYPE)
     scale[idx] = float(eps) ** 0.5
     return scale[:, None] * base * scale[None, :]
+
+
+# Task kinds, our reading of the paper's "easy/hard x few/many" (it gives no spectra): a
+# *skill* is a feature direction; a task shows ``n_skills`` of them strongly (eigenvalue 1) and
+# the rest with weight ``eps``. "few"/"many" is the number of strong directions, "easy"/"hard"
+# the size of ``eps`` (small eps = large Hard). All are rescaled to tr Λ = d: same total signal.
+KINDS = ("easy-few", "easy-many", "hard-few", "hard-many")
+
+
+def skill_task(d: int, n_skills: int, eps: float) -> torch.Tensor:
+    """Diagonal ``(d, d)`` covariance: directions ``0..n_skills-1`` at 1, the rest at ``eps``, ``tr = d``."""
+    if not isinstance(n_skills, int) or not 1 <= n_skills <= d:
+        raise ValueError(f"n_skills must be an integer in [1, {d}], got {n_skills!r}")
+    if not 0 < eps <= 1:
+        raise ValueError(f"eps must lie in (0, 1], got {eps!r}")
+    cov = missing_skills(d, list(range(n_skills, d)), eps)
+    return cov * d / torch.trace(cov)
+
+
+def task_kinds(d: int, few: int, many: int, eps_easy: float, eps_hard: float) -> dict[str, torch.Tensor]:
+    """The four task kinds of ``KINDS`` as a name -> covariance dict."""
+    if not few < many:
+        raise ValueError(f"few must be < many, got few={few}, many={many}")
+    if not eps_hard < eps_easy:
+        raise ValueError(f"eps_hard must be < eps_easy, got {eps_hard} and {eps_easy}")
+    return {"easy-few": skill_task(d, few, eps_easy), "easy-many": skill_task(d, many, eps_easy),
+            "hard-few": skill_task(d, few, eps_hard), "hard-many": skill_task(d, many, eps_hard)}
 
 
 def random_rotation(d: int, seed: int = 0) -> torch.Tensor:

@@ -1,0 +1,13 @@
+"""Every closed form of the paper (float64), as the book states and checks them.
+
+``population``: Γ, population and one-step errors, μ spectrum, scaling law, context needed;
+``finite``: finite test prompts (Marchenko–Pastur, divergence, per-prompt μ_max);
+``mixtures``: training mixtures, the task-selection QP and the best mixture for the true error.
+Errors are per coordinate, ``E||ŵ − w||² / d``; arrays over k are indexed k = 0..n_steps.
+"""
+from .finite import (divergence_threshold, divergent_fraction, finite_prompt_error, mp_density,
+                     mp_edges, prompt_mu_max)
+from .mixtures import (best_mixture, mixture_error, mixture_optimum, optimal_face,
+                       selection_mass_range, selection_objective, task_selection)
+from .population import (context_needed, gamma, mu_spectrum, n_star, one_step_error,
+                         population_error, pseudo_newton_v, scaling_law, wishart_second_moment)
