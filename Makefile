@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 # The lone-notebook test's environment: the package installed from its wheel, nothing else.
 LONE   ?= .lone
 WHEELS := _build/wheel
-TIERS  ?= benchmarks/results/tiers-cpu.json
+TIERS  ?= _build/tiers.json
 # Progress bars stay silent in stored notebook outputs and in test logs.
 export TQDM_DISABLE := 1
 
@@ -54,13 +54,14 @@ lone-env: $(LONE)/.installed
 # --nbval-lax: only cells marked `# NBVAL_CHECK_OUTPUT` are compared with the stored outputs
 # (rounded key numbers); each chapter asserts its claims in-cell, so every cell still has to run.
 # Strict nbval would compare figure PNG bytes and float noise that differ across machines.
+# Two chapters run at a time (pytest-xdist, whole notebooks per worker), one thread each.
 nbval: lone-env
 	rm -rf $(WHEELS) build && $(LONE)/bin/python -m pip wheel -q --no-deps -w $(WHEELS) .
 	$(LONE)/bin/python -m pip install -q --no-deps --force-reinstall $(WHEELS)/ttsbook-*.whl
 	tmp=$$(mktemp -d) && for nb in book/*.ipynb; do \
 	    name=$$(basename $$nb .ipynb); mkdir $$tmp/$$name && cp $$nb $$tmp/$$name/; done && \
-	cd $$tmp && $(CURDIR)/$(LONE)/bin/python -m pytest -q -p no:cacheprovider -W error \
-	    --nbval-lax --nbval-current-env --nbval-cell-timeout=600 .; \
+	cd $$tmp && OMP_NUM_THREADS=1 $(CURDIR)/$(LONE)/bin/python -m pytest -q -p no:cacheprovider \
+	    -W error -n 2 --dist loadfile --nbval-lax --nbval-current-env --nbval-cell-timeout=600 .; \
 	status=$$?; rm -rf $$tmp; exit $$status
 
 # The built book (stored outputs, nothing executed, built once for both files): pages, images,
