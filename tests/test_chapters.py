@@ -35,13 +35,10 @@ def test_one_parameter_cell_with_three_scales(path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_reads_nothing_beside_it(path):
-    """On Colab a chapter has no repository beside it: data comes from the package.
-
-    The one relative path allowed is ``RUNS``, where chapter 8 *writes* runs when asked to.
-    """
+    """On Colab a chapter has no repository beside it: data comes from the package."""
     relative = re.compile(r"""(Path|open|read_csv|read_text|load)\(\s*["'](?!/)""")
     hits = [line.strip() for src in _code(path) for line in src.splitlines()
-            if relative.search(line) and not line.startswith("RUNS = Path(")]
+            if relative.search(line)]
     assert not hits, f"{path.stem} reads a relative path: {hits}"
 
 
