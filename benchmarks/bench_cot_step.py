@@ -21,7 +21,7 @@ import torch
 
 import ttsbook as tb
 from common import add_options, compiled, context, interleaved, medians, save_profile, setup, write  # same folder
-from ttsbook.tokens import cot_tokens
+from ttsbook.tokens import cot_tokens, tokens
 from ttsbook.train import cot_loss
 
 
@@ -34,7 +34,7 @@ def steps(config: tb.GPTConfig, n_points: int, n_steps: int, batch_size: int, de
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     prompts = tb.RegressionTask(tb.isotropic(config.n_dims)).sample(n_points, batch_size, seed=0, device=device)
     w_cot = torch.randn(batch_size, n_steps - 1, config.n_dims, generator=torch.Generator().manual_seed(1))
-    tok = torch.cat([tb.tokens(prompts), cot_tokens(w_cot.to(device))], dim=1)  # (B, n + K, D)
+    tok = torch.cat([tokens(prompts), cot_tokens(w_cot.to(device))], dim=1)  # (B, n + K, D)
 
     def train(loss_fn):
         def step():

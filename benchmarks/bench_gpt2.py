@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 import ttsbook as tb
+from ttsbook.tokens import tokens
 from common import add_options, compiled, context, interleaved, medians, save_profile, setup, write  # same folder
 
 
@@ -47,7 +48,7 @@ def batch(config: tb.GPTConfig, n_points: int, n_cot: int, batch_size: int, devi
     prompts = tb.RegressionTask(tb.isotropic(d)).sample(n_points, batch_size, seed=0)
     w_hats = torch.randn(batch_size, n_cot, d, generator=torch.Generator().manual_seed(1))
     cot = torch.cat([torch.zeros(batch_size, n_cot, d + 1), w_hats, torch.ones(batch_size, n_cot, 1)], -1)
-    tok = torch.cat([tb.tokens(prompts), cot], dim=1)
+    tok = torch.cat([tokens(prompts), cot], dim=1)
     return tok.to(device), prompts.w.to(device)
 
 

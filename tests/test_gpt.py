@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import ttsbook as tb
-from ttsbook.gpt import KVCache, decode_mask
+from ttsbook.gpt import PRESETS, KVCache, decode_mask
 from ttsbook.tokens import tokens
 from ttsbook.spectra import DTYPE
 
@@ -92,7 +92,7 @@ def test_float32_cache_matches_float64_recompute():
 
 
 def test_paper_parameter_count():
-    config = tb.PRESETS["paper"]
+    config = PRESETS["paper"]
     n = tb.GPT(config).num_params()
     assert n == expected_params(config) == 9_493_780
     assert 9.0e6 <= n <= 10.0e6  # science.md: ≈9.5M for 12 layers, 8 heads, width 256
@@ -137,7 +137,7 @@ def test_preset_errors():
         tb.preset("huge")
     with pytest.raises(ValueError, match="n_layers"):
         tb.preset("cpu", n_layers=3)
-    assert tb.preset("cpu", n_layer=2).n_layer == 2 and tb.PRESETS["cpu"].n_layer == 4
+    assert tb.preset("cpu", n_layer=2).n_layer == 2 and PRESETS["cpu"].n_layer == 4
 
 
 def test_predict_validates_inputs():

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 import ttsbook as tb
+from ttsbook.spectra import check_covariance
+from ttsbook.tasks import make_task
 from ttsbook import utils
 from ttsbook.options import options
 from ttsbook.runs import RUN_OPTIONS, RunConfig
@@ -61,9 +63,9 @@ def test_a_spectrum_is_one_registry_entry():
         assert f"'{name}" in COV_HELP and spectrum.help in COV_HELP
     for spec in ("isotropic", "power:0.5", "power_raw:2", "missing:1:0.5"):
         cov = tb.parse_cov(spec, 3)
-        assert cov.shape == (3, 3) and tb.check_covariance(cov) is not None
+        assert cov.shape == (3, 3) and check_covariance(cov) is not None
     with pytest.raises(ValueError, match=r"'missing:7' for d = 3"):
-        tb.make_task("isotropic+missing:7", 3)
+        make_task("isotropic+missing:7", 3)
 
 
 def test_every_config_field_is_an_option():

@@ -65,7 +65,7 @@ def test_compare_mixtures_single_task_is_pseudo_newton():
     d, n, k = 6, 15, 4
     covs = list(tb.task_kinds(d, 2, 5, 0.5, 0.05).values())
     target = tb.power_law(d, 1.0)
-    frame = tb.compare_mixtures(covs, {"one": torch.eye(4, dtype=DTYPE)[2], "uniform": torch.full((4,), 0.25)}, target, n, k)
+    frame = sweeps.compare_mixtures(covs, {"one": torch.eye(4, dtype=DTYPE)[2], "uniform": torch.full((4,), 0.25)}, target, n, k)
     expected = tb.population_error(tb.pseudo_newton_v(covs[2], n), target, k)[-1].item()
     assert frame.loc[0, "error"] == pytest.approx(expected, rel=1e-10)
     assert frame.loc[0, "hard_mass"] == 1.0 and frame.loc[1, "hard_mass"] == 0.5  # the two hard kinds
@@ -75,7 +75,7 @@ def test_compare_mixtures_single_task_is_pseudo_newton():
 
 def test_hardness_sweep_matches_theory_and_bound():
     families = {"iso": [tb.isotropic(4)], "power": [tb.power_law(4, 1.5)]}
-    sweep = tb.hardness_sweep(families, n=10, n_steps=2, m=2000, n_prompts=2000, seed=1)
+    sweep = sweeps.hardness_sweep(families, n=10, n_steps=2, m=2000, n_prompts=2000, seed=1)
     assert list(sweep["family"]) == ["iso", "power"]
     assert (sweep["theory"] <= sweep["bound"] * (1 + 1e-12)).all()
     assert sweep.loc[0, "theory"] == pytest.approx(sweep.loc[0, "bound"])  # equality for Λ = I
@@ -86,7 +86,7 @@ def test_train_on_mixture_reaches_mixture_optimum():
     covs = [tb.skill_task(3, 1, 0.2), tb.isotropic(3)]
     probs = torch.tensor([0.3, 0.7], dtype=DTYPE)
     config = tb.TrainConfig(steps=200, batch_size=128, lr=0.05, seed=2)
-    model = tb.train_on_mixture(covs, probs, 8, config, device="cpu")
+    model = sweeps.train_on_mixture(covs, probs, 8, config, device="cpu")
     V = tb.mixture_optimum(covs, probs, 8)
     assert torch.linalg.norm(model.V31.detach().double() - V) / torch.linalg.norm(V) < 0.05
 

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 import ttsbook as tb
+from ttsbook.evaluate import bootstrap_mean_ci
+from ttsbook.utils import load_checkpoint, save_checkpoint
 
 
 def _distance(model, target):
@@ -61,33 +63,48 @@ def test_evaluate_is_tidy_and_scores_every_predictor_on_the_same_prompts():
     lsa = tb.LSA(tb.LSAConfig(d)).set_closed_form(eye, n)
     preds = {"lsa": lsa, "closed form": tb.PseudoNewton.trained(eye, n), "ls": tb.LeastSquares()}
     df = tb.evaluate(preds, tb.RegressionTask(eye), 12, 4, n_prompts=2000, seed=3)
-    assert list(df.columns) == ["predictor", "k", "mean", "ci_low", "ci_high", "median"]
-    assert len(df) == 12 and (df["ci_low"] <= df["mean"]).all() and (df["mean"] <= df["ci_high"]).all()
+    assert list(df.columns) == ["predictor", "k", "mean", "ci_low", "ci_high", "median", "m"]
+    assert (df.m == 12).all() and len(df) == 12 and (df["ci_low"] <= df["mean"]).all() and (df["mean"] <= df["ci_high"]).all()
     a, b = (df[df.predictor == p]["mean"].to_numpy() for p in ("lsa", "closed form"))
     assert np.allclose(a, b, rtol=1e-4)                  # same prompts, same maths
     assert df[df.predictor == "ls"]["mean"].max() < 1e-20  # m ≥ d, noiseless: exact
 
 
+def test_evaluate_keeps_typed_keys_in_their_own_column():
+    d = 4
+    eye = tb.isotropic(d)
+    preds = {n: tb.PseudoNewton.trained(eye, n) for n in (5, 20)}
+    df = tb.evaluate(preds, tb.RegressionTask(eye), 200, 3, n_prompts=200, key="n")
+    assert df.n.dtype.kind == "i" and sorted(set(df.n)) == [5, 20] and (df.m == 200).all()
+    assert set(df.predictor) == {"n = 5", "n = 20"}
+    mean = df.pivot(index="n", columns="k", values="mean")
+    assert mean.loc[20, 1] < mean.loc[5, 1]        # long prompts: longer n is better
+    with pytest.raises(tb.BadValue, match="key must be a column name"):
+        tb.evaluate(preds, tb.RegressionTask(eye), 10, 3, n_prompts=10, key="n = ")
+    with pytest.raises(tb.BadValue, match="at least one predictor"):
+        tb.evaluate({}, tb.RegressionTask(eye), 10, 3)
+
+
 def test_bootstrap_ci_covers_and_shrinks():
     rng = np.random.default_rng(0)
     errors = rng.exponential(size=(4000, 2))
-    low, high = tb.bootstrap_mean_ci(errors, n_boot=500)
+    low, high = bootstrap_mean_ci(errors, n_boot=500)
     assert (low < 1).all() and (high > 1).all() and (high - low < 0.1).all()
-    low2, high2 = tb.bootstrap_mean_ci(errors[:400], n_boot=500)
+    low2, high2 = bootstrap_mean_ci(errors[:400], n_boot=500)
     assert ((high2 - low2) > (high - low)).all()
 
 
 def test_checkpoint_round_trip_and_config_mismatch(tmp_path):
     model = tb.LSA(tb.LSAConfig(4, seed=3))
-    path = tb.save_checkpoint(tmp_path / "lsa.pt", model, step=7)
+    path = save_checkpoint(tmp_path / "lsa.pt", model, step=7)
     other = tb.LSA(tb.LSAConfig(4, seed=3))
     with torch.no_grad():
         other.V31.zero_()
-    payload = tb.load_checkpoint(path, other)
+    payload = load_checkpoint(path, other)
     assert torch.equal(other.V31, model.V31) and payload["step"] == 7
     assert not list(tmp_path.glob("*.tmp"))
     with pytest.raises(ValueError, match="different config .*n_dims: saved 4 vs model 5"):
-        tb.load_checkpoint(path, tb.LSA(tb.LSAConfig(5)))
+        load_checkpoint(path, tb.LSA(tb.LSAConfig(5)))
 
 
 def test_book_scale(monkeypatch):

@@ -11,14 +11,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .checks import BadValue
 from .tasks import Prompts, RegressionTask
 from .tokens import check_steps
 from .utils import resolve_device
 
 
 @torch.no_grad()
-def prompt_errors(predictor, prompts: Prompts, n_steps: int, batch_size: int | None = None) -> torch.Tensor:
-    """Per-prompt errors ``||ŵ_k − w||²/d`` for k = 1..n_steps: (B, n_steps) float64 on the CPU."""
+def prompt_errors(predictor, prompts: Prompts, n_steps: int,
+                  batch_size: int | None = None) -> torch.Tensor:
+    """Per-prompt errors ``||ŵ_k − w||²/d`` for k = 1..n_steps: (B, n_steps) float64, CPU."""
     check_steps(n_steps)
     prompts.validate()
     size = batch_size or len(prompts)
@@ -58,20 +60,36 @@ def summarize(errors: torch.Tensor, name: str, n_boot: int = 1000, seed: int = 0
     })
 
 
-def evaluate(predictors: Mapping[str, object], task: RegressionTask, n_points: int, n_steps: int,
-             n_prompts: int = 10_000, seed: int = 0, batch_size: int | None = None,
-             device: str | torch.device = "auto", n_boot: int = 1000) -> pd.DataFrame:
+def evaluate(predictors: Mapping[object, object], task: RegressionTask, n_points: int,
+             n_steps: int, n_prompts: int = 10_000, seed: int = 0,
+             batch_size: int | None = None, device: str | torch.device = "auto",
+             n_boot: int = 1000, key: str = "predictor") -> pd.DataFrame:
     """Error vs k = 1..n_steps for every predictor, all scored on the same test prompts.
 
     Args:
-        predictors: name -> object with ``predict(prompts, n_steps) -> (B, n_steps, d)``.
+        predictors: key -> object with ``predict(prompts, n_steps) -> (B, n_steps, d)``.
         task: draws the test prompts (``split="eval"``, so never a training batch).
         n_points: examples per test prompt (m).
+        key: the column that holds the mapping's keys, with their own type: with
+            ``key="n"`` and ``{10: model, 30: model}`` the frame gets an integer column
+            ``n`` (look rows up with ``frame.n == 10``) and the label ``"n = 10"`` in
+            ``predictor``, which the plots use.
+
+    Returns:
+        Rows ``predictor, k, mean, ci_low, ci_high, median, m`` (and ``key``, if given).
     """
     if not predictors:
-        raise ValueError("predictors must name at least one predictor")
+        raise BadValue("predictors", "predictors must name at least one predictor")
+    if not isinstance(key, str) or not key.isidentifier():
+        raise BadValue("key", f"key must be a column name such as 'n', got {key!r}")
     prompts = task.sample(n_points, n_prompts, seed=seed, split="eval",
                           device=resolve_device(device), dtype=torch.float64)
-    frames = [summarize(prompt_errors(p, prompts, n_steps, batch_size), name, n_boot, seed)
-              for name, p in predictors.items()]
+    frames = []
+    for name, p in predictors.items():
+        label = name if key == "predictor" else f"{key} = {name}"
+        frame = summarize(prompt_errors(p, prompts, n_steps, batch_size), str(label),
+                          n_boot, seed)
+        if key != "predictor":
+            frame.insert(0, key, name)
+        frames.append(frame.assign(m=n_points))
     return pd.concat(frames, ignore_index=True)
