@@ -96,3 +96,26 @@ def test_thread_policy(monkeypatch, env, set_before, threads, size, expected):
     with utils.thread_policy(model, torch.device("cpu"), threads):
         inside = state["threads"]
     assert inside == expected and state["threads"] == (set_before or 2)  # restored afterwards
+
+
+# Public names no chapter needs but a reader's own script does (catching an error, building a
+# GPT config, writing a predictor, training a CoT model by hand).
+FOR_SCRIPTS = {"BadValue", "GPTConfig", "Prompts", "RunInterrupted", "cot_loss", "preset"}
+
+
+def test_public_api_is_what_the_book_or_a_script_needs():
+    """Every public name is used by a chapter or page, or is one of ``FOR_SCRIPTS``: nothing
+    is exported just because it exists (helpers stay importable from their modules)."""
+    import json
+    import re
+    import types
+    book = PACKAGE.parent / "book"
+    text = "".join(p.read_text() for p in book.glob("*.md"))
+    for nb in book.glob("*.ipynb"):
+        text += "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"])
+    public = {n for n in dir(tb) if not n.startswith("_")
+              and not isinstance(getattr(tb, n), types.ModuleType)}
+    unused = {n for n in public - FOR_SCRIPTS
+              if not re.search(rf"(ttsbook|tb)\.{n}\b|from ttsbook import[^\n]*\b{n}\b", text)}
+    assert not unused, f"exported but used by no chapter: {sorted(unused)}"
+    assert FOR_SCRIPTS <= public
