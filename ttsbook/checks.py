@@ -28,12 +28,15 @@ def check_int(value, name: str, low: int = 1) -> int:
     return int(value)
 
 
-def check_number(value, name: str, low: float, *, strict: bool = False, high: float | None = None) -> float:
-    """``value`` if it is a real number ``>= low`` (``> low`` if ``strict``), ``< high`` if given."""
+def check_number(value, name: str, low: float, *, strict: bool = False,
+                 high: float | None = None) -> float:
+    """``value`` if it is a real number ``>= low`` (``> low`` if ``strict``), ``< high`` if
+    given."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) \
         and (value > low if strict else value >= low) and (high is None or value < high)
     if not ok:
-        interval = f"{'>' if strict else '>='} {low:g}" + (f" and < {high:g}" if high is not None else "")
+        interval = (f"{'>' if strict else '>='} {low:g}"
+                    + (f" and < {high:g}" if high is not None else ""))
         raise BadValue(name, f"{name} must be a number {interval}, got {value!r}")
     return value
 
@@ -41,5 +44,6 @@ def check_number(value, name: str, low: float, *, strict: bool = False, high: fl
 def check_choice(value, name: str, choices) -> object:
     """``value`` if it is one of ``choices``; else :class:`BadValue` listing them."""
     if value not in choices:
-        raise BadValue(name, f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        raise BadValue(name, f"{name} must be one of {', '.join(map(repr, choices))}, "
+                             f"got {value!r}")
     return value

@@ -37,7 +37,8 @@ class GPTConfig:
     max_len: int = param(128, "most tokens in a sequence (examples + query + CoT); "
                               "the size of the table of learned positions")
     pos: str = param("none", "position encoding: 'none' (tokens already say what they are, so any "
-                             "prompt length works) or 'learned' (absolute positions, as in the paper's GPT-2)",
+                             "prompt length works) or 'learned' (absolute positions, as in the "
+                             "paper's GPT-2)",
                      choices=POSITIONS)
     dropout: float = param(0.0, "dropout probability")
     seed: int = param(0, "seed of the weight initialisation", flag="--init-seed")
@@ -54,8 +55,10 @@ class GPTConfig:
 
 
 PRESETS = {
-    "paper": GPTConfig(n_dims=20, n_layer=12, n_head=8, n_embd=256, max_len=128),  # ≈9.5M parameters
-    "cpu": GPTConfig(n_dims=5, n_layer=4, n_head=4, n_embd=64, max_len=64),         # ≈0.2M parameters
+    # ≈9.5M parameters
+    "paper": GPTConfig(n_dims=20, n_layer=12, n_head=8, n_embd=256, max_len=128),
+    # ≈0.2M parameters
+    "cpu": GPTConfig(n_dims=5, n_layer=4, n_head=4, n_embd=64, max_len=64),
 }
 
 
@@ -64,7 +67,8 @@ def preset(name: str, **overrides) -> GPTConfig:
     check_choice(name, "preset", sorted(PRESETS))
     fields = {f.name for f in dataclasses.fields(GPTConfig)}
     if unknown := sorted(set(overrides) - fields):
-        raise BadValue(unknown[0], f"unknown GPTConfig field(s) {unknown}; fields are {sorted(fields)}")
+        raise BadValue(unknown[0], f"unknown GPTConfig field(s) {unknown}; "
+                                   f"fields are {sorted(fields)}")
     return dataclasses.replace(PRESETS[name], **overrides)
 
 
@@ -92,15 +96,19 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd)
 
     def forward(self, x: torch.Tensor, past: tuple | None = None):
-        """x: (B, T, C) new tokens; ``past``: cached (k, v) of earlier tokens. Returns (y, (k, v))."""
+        """x: (B, T, C) new tokens; ``past``: cached (k, v) of earlier tokens. Returns
+        (y, (k, v))."""
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).unbind(2)  # (B, T, H, hs)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)              # (B, H, T, hs)
+        # (B, T, H, hs)
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).unbind(2)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, hs)
         if past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)     # (B, H, L, hs)
+            # (B, H, L, hs)
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         L = k.shape[2]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=decode_mask(T, L, x.device),
-                                           is_causal=T == L, dropout_p=self.dropout if self.training else 0.0)
+                                           is_causal=T == L,
+                                           dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, T, C)), (k, v)
 
 
@@ -121,7 +129,8 @@ class Block(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         C = config.n_embd
-        self.ln_1, self.attn, self.ln_2 = nn.LayerNorm(C), CausalSelfAttention(config), nn.LayerNorm(C)
+        self.ln_1, self.attn, self.ln_2 = (nn.LayerNorm(C), CausalSelfAttention(config),
+                                           nn.LayerNorm(C))
         self.mlp = nn.Sequential(nn.Linear(C, 4 * C), nn.GELU(), nn.Linear(4 * C, C))
         self.drop = nn.Dropout(config.dropout)
 
@@ -140,7 +149,8 @@ class GPT(nn.Module):
         d, C = config.n_dims, config.n_embd
         with torch.device("meta"):  # build without drawing from the global RNG; init below
             self.read_in = nn.Linear(2 * d + 2, C)
-            self.pos_emb = nn.Parameter(torch.empty(config.max_len, C)) if config.pos == "learned" else None
+            self.pos_emb = (nn.Parameter(torch.empty(config.max_len, C))
+                            if config.pos == "learned" else None)
             self.drop = nn.Dropout(config.dropout)
             self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
             self.ln_f = nn.LayerNorm(C)
@@ -177,12 +187,14 @@ class GPT(nn.Module):
         """
         B, T, D = tok.shape
         if D != 2 * self.config.n_dims + 2:
-            raise ValueError(f"tokens must have width 2d + 2 = {2 * self.config.n_dims + 2}, got {D}")
+            raise ValueError(f"tokens must have width 2d + 2 = {2 * self.config.n_dims + 2}, "
+                             f"got {D}")
         start = cache.length if cache is not None else 0
         x = self.read_in(tok)                                             # (B, T, C)
         if self.pos_emb is not None:
             if start + T > self.config.max_len:
-                raise ValueError(f"sequence of {start + T} tokens exceeds max_len = {self.config.max_len}")
+                raise ValueError(f"sequence of {start + T} tokens exceeds "
+                                 f"max_len = {self.config.max_len}")
             x = x + self.pos_emb[start:start + T]
         x = self.drop(x)
         past = cache.layers if cache is not None and cache.layers else [None] * len(self.blocks)
@@ -207,8 +219,8 @@ class GPT(nn.Module):
             raise ValueError(f"prompts have d = {prompts.n_dims}, but this model has n_dims = {d}")
         total = prompts.n_points + max(n_steps, 1)
         if self.pos_emb is not None and total > self.config.max_len:
-            raise ValueError(f"{prompts.n_points} examples + {n_steps} steps need {total} positions, "
-                             f"but max_len = {self.config.max_len}")
+            raise ValueError(f"{prompts.n_points} examples + {n_steps} steps need "
+                             f"{total} positions, but max_len = {self.config.max_len}")
         if n_steps == 0:
             return prompts.X.new_zeros(len(prompts), 0, d)
         out, cache = self(tokens(prompts), KVCache())
@@ -216,10 +228,12 @@ class GPT(nn.Module):
 
     def extend(self, w_hat: torch.Tensor, cache: KVCache, n_steps: int) -> torch.Tensor:
         """Continue a chain of thought: the next ``n_steps`` iterates (B, n_steps, d) after the
-        iterate ``w_hat`` (B, d) that was read out last, given the ``cache`` of every token so far."""
+        iterate ``w_hat`` (B, d) that was read out last, given the ``cache`` of every token so
+        far."""
         iterates = []
         for _ in range(n_steps):
             out, cache = self(cot_column(w_hat).transpose(1, 2), cache)  # (B, 1, D): one new token
             w_hat = out[:, -1]
             iterates.append(w_hat)
-        return torch.stack(iterates, dim=1) if iterates else w_hat.new_zeros(len(w_hat), 0, w_hat.shape[-1])
+        return (torch.stack(iterates, dim=1) if iterates
+                else w_hat.new_zeros(len(w_hat), 0, w_hat.shape[-1]))

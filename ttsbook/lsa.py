@@ -1,6 +1,7 @@
 """One-layer linear self-attention (LSA) that predicts the task vector, with test-time CoT.
 
-Tokens (:mod:`ttsbook.tokens`) are columns of width ``D = 2d + 2`` laid out as ``[x (d); y (1); w (d); 1 (1)]``::
+Tokens (:mod:`ttsbook.tokens`) are columns of width ``D = 2d + 2`` laid out as
+``[x (d); y (1); w (d); 1 (1)]``::
 
     Z_0 = [ x_1 … x_n | 0  ]
           [ y_1 … y_n | 0  ]
@@ -11,7 +12,8 @@ Tokens (:mod:`ttsbook.tokens`) are columns of width ``D = 2d + 2`` laid out as `
 
 Only three blocks are non-zero: ``V31`` (w rows, x columns), ``W13`` (x rows, w columns) and
 the scalar ``W24`` (y row, constant column). One pass is one update
-``ŵ ← ŵ + V31 Ŝ (W13 ŵ − w)`` with ``Ŝ = X Xᵀ / n``; CoT appends ``(0, 0, ŵ, 1)`` and runs again.
+``ŵ ← ŵ + V31 Ŝ (W13 ŵ − w)`` with ``Ŝ = X Xᵀ / n``; CoT appends ``(0, 0, ŵ, 1)``
+and runs again.
 """
 from __future__ import annotations
 
@@ -81,7 +83,8 @@ class LSA(nn.Module):
         return Z + self.value_matrix() @ Z @ scores / n
 
     def query(self, state: torch.Tensor, z: torch.Tensor, n_points: int) -> torch.Tensor:
-        """The output column for query token ``z`` (B, D) given ``state = Σ_t z_t z_tᵀ`` (B, D, D).
+        """The output column for query token ``z`` (B, D) given ``state = Σ_t z_t z_tᵀ``
+        (B, D, D).
 
         Linear attention needs no (T, T) score matrix: ``Z (Zᵀ W z) = (Z Zᵀ) W z``, so a
         running (D, D) state is its whole KV cache and each CoT step costs O(D²).
@@ -113,10 +116,12 @@ class LSA(nn.Module):
 
     @torch.no_grad()
     def set_closed_form(self, cov: torch.Tensor, n: float) -> "LSA":
-        """Set ``V31 = −Γ⁻¹`` (and ``W13 = I``, ``W24 = −1``): the trained optimum for Λ, n."""
+        """Set ``V31 = −Γ⁻¹`` (and ``W13 = I``, ``W24 = −1``): the trained optimum for
+        Λ, n."""
         V = pseudo_newton_v(cov, n)
         if V.shape != self.V31.shape:
-            raise ValueError(f"cov must be {tuple(self.V31.shape)} for this model, got {tuple(V.shape)}")
+            raise ValueError(f"cov must be {tuple(self.V31.shape)} for this model, "
+                             f"got {tuple(V.shape)}")
         self.V31.copy_(V)
         self.W13.copy_(torch.eye(self.config.n_dims))
         self.W24.fill_(-1.0)

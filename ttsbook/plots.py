@@ -57,13 +57,15 @@ def error_vs_k(ax, df: pd.DataFrame, theory: Mapping[str, Sequence[float]] | Non
     """
     missing = {"predictor", "k", "mean", "ci_low", "ci_high", "median"} - set(df.columns)
     if missing:
-        raise ValueError(f"df lacks columns {sorted(missing)}; pass the frame ttsbook.evaluate returns")
+        raise ValueError(f"df lacks columns {sorted(missing)}; "
+                         "pass the frame ttsbook.evaluate returns")
     names = list(predictors) if predictors is not None else list(dict.fromkeys(df["predictor"]))
     labels, colors, drawn = dict(labels or {}), dict(colors or {}), {}
     for name in names:
         rows = df[df["predictor"] == name].sort_values("k")
         if rows.empty:
-            raise ValueError(f"predictor {name!r} is not in df (has {sorted(set(df['predictor']))})")
+            raise ValueError(f"predictor {name!r} is not in df "
+                             f"(has {sorted(set(df['predictor']))})")
         (line,) = ax.plot(rows["k"], rows["mean"], marker="o", ms=3, color=colors.get(name),
                           label=f"{labels.get(name, name)} (mean)")
         drawn[name] = line.get_color()
@@ -119,8 +121,8 @@ def matrix_heatmap(ax, M, *, title: str | None = None, cmap: str = "RdBu_r",
     return ax
 
 
-def mark_blocks(ax, rows: Sequence[tuple[str, int]], cols: Sequence[tuple[str, int]] | None = None, *,
-                color: str = "0.2"):
+def mark_blocks(ax, rows: Sequence[tuple[str, int]],
+                cols: Sequence[tuple[str, int]] | None = None, *, color: str = "0.2"):
     """Label the blocks of a heatmap drawn by ``matrix_heatmap`` and draw lines between them.
 
     ``rows`` (and ``cols``, default ``rows``) list ``(label, size)`` from the top (left); the
@@ -152,7 +154,8 @@ def training_curve(ax, history: pd.DataFrame, column: str, *, target: float | No
     Returns the ``ax``; lines drawn: 1, or 2 with ``target``.
     """
     if "step" not in history or column not in history:
-        raise ValueError(f"history must have columns 'step' and {column!r}, got {list(history.columns)}")
+        raise ValueError(f"history must have columns 'step' and {column!r}, "
+                         f"got {list(history.columns)}")
     ax.plot(history["step"], history[column], label=label or column)
     if target is not None:
         ax.axhline(target, color="0.15", ls="--", lw=1.2, label=target_label)
@@ -171,18 +174,21 @@ def error_vs_hardness(ax, sweep: pd.DataFrame, *, colors: Mapping[str, str] | No
     the scaling-law bound, evaluated on every family's points, as one dashed black curve.
     Returns the ``ax``; lines drawn: ``len(families) + 1`` plus one errorbar per family.
     """
-    missing = {"family", "hard", "theory", "bound", "mean", "ci_low", "ci_high"} - set(sweep.columns)
+    missing = ({"family", "hard", "theory", "bound", "mean", "ci_low", "ci_high"}
+               - set(sweep.columns))
     if missing:
         raise ValueError(f"sweep lacks columns {sorted(missing)}; pass hardness_sweep's frame")
     colors = dict(colors or {})
     for family, rows in sweep.groupby("family", sort=False):
         rows = rows.sort_values("hard")
-        (line,) = ax.plot(rows["hard"], rows["theory"], color=colors.get(family), label=f"{family}: theory")
+        (line,) = ax.plot(rows["hard"], rows["theory"], color=colors.get(family),
+                          label=f"{family}: theory")
         err = np.vstack([rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]])
         ax.errorbar(rows["hard"], rows["mean"], yerr=err, fmt="o", ms=4, mfc="none",
                     color=line.get_color(), label=f"{family}: Monte Carlo")
     bound = sweep.sort_values("hard")
-    ax.plot(bound["hard"], bound["bound"], color="0.15", ls="--", lw=1.2, label="bound $(1+n/(1+\\mathrm{Hard}))^{-2k}$")
+    ax.plot(bound["hard"], bound["bound"], color="0.15", ls="--", lw=1.2,
+            label="bound $(1+n/(1+\\mathrm{Hard}))^{-2k}$")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"hardness $\mathrm{Hard}(\Lambda) = \mathrm{tr}\,\Lambda / \lambda_{\min}$")
@@ -202,7 +208,8 @@ def mixture_weights(ax, weights: Mapping[str, Sequence[float]], tasks: Sequence[
     for i, (name, probs) in enumerate(weights.items()):
         probs = np.asarray(probs.detach().cpu() if hasattr(probs, "detach") else probs, dtype=float)
         if probs.shape != (len(tasks),):
-            raise ValueError(f"weights[{name!r}] must hold {len(tasks)} probabilities, got shape {probs.shape}")
+            raise ValueError(f"weights[{name!r}] must hold {len(tasks)} probabilities, "
+                             f"got shape {probs.shape}")
         ax.bar(x + (i - (len(weights) - 1) / 2) * width, probs, width, label=name)
     ax.set_xticks(x, list(tasks))
     ax.set_ylim(0, 1)
@@ -220,12 +227,14 @@ def error_heatmap(ax, ns: Sequence[float], ks: Sequence[float], errors, *,
     ``errors[i, j]`` is the error at training context ``ns[i]`` after ``ks[j]`` passes (e.g.
     ``ttsbook.sweeps.grid_matrix``). Solid black contours mark ``levels``; ``law`` maps a
     level ``eps`` to a curve ``(k values, n values)`` (e.g. ``n_star``), drawn dashed white.
-    Returns the ``ax``; contour sets in ``ax.collections`` after the mesh, law curves in ``ax.lines``.
+    Returns the ``ax``; contour sets in ``ax.collections`` after the mesh, law curves in
+    ``ax.lines``.
     """
     log_err = np.log10(np.asarray(errors, dtype=float))
     ns, ks = np.asarray(ns, dtype=float), np.asarray(ks, dtype=float)
     if log_err.shape != (len(ns), len(ks)):
-        raise ValueError(f"errors must have shape {(len(ns), len(ks))} = (len(ns), len(ks)), got {log_err.shape}")
+        raise ValueError(f"errors must have shape {(len(ns), len(ks))} = (len(ns), len(ks)), "
+                         f"got {log_err.shape}")
     lims = {key: np.log10(v) for key, v in (("vmin", vmin), ("vmax", vmax)) if v is not None}
     mesh = ax.pcolormesh(ks, ns, log_err, shading="nearest", cmap="viridis", **lims)
     if colorbar:

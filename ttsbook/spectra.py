@@ -87,7 +87,8 @@ KINDS = ("easy-few", "easy-many", "hard-few", "hard-many")
 
 
 def skill_task(d: int, n_skills: int, eps: float) -> torch.Tensor:
-    """Diagonal ``(d, d)`` covariance: directions ``0..n_skills-1`` at 1, the rest at ``eps``, ``tr = d``."""
+    """Diagonal ``(d, d)`` covariance: directions ``0..n_skills-1`` at 1, the rest at ``eps``,
+    ``tr = d``."""
     if not isinstance(n_skills, int) or not 1 <= n_skills <= d:
         raise ValueError(f"n_skills must be an integer in [1, {d}], got {n_skills!r}")
     if not 0 < eps <= 1:
@@ -96,7 +97,8 @@ def skill_task(d: int, n_skills: int, eps: float) -> torch.Tensor:
     return cov * d / torch.trace(cov)
 
 
-def task_kinds(d: int, few: int, many: int, eps_easy: float, eps_hard: float) -> dict[str, torch.Tensor]:
+def task_kinds(d: int, few: int, many: int, eps_easy: float,
+               eps_hard: float) -> dict[str, torch.Tensor]:
     """The four task kinds of ``KINDS`` as a name -> covariance dict."""
     if not few < many:
         raise ValueError(f"few must be < many, got few={few}, many={many}")
@@ -123,7 +125,8 @@ def rotate(cov: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 
 def hardness(cov: torch.Tensor) -> float:
-    """``Hard(Λ) = tr Λ / λ_min(Λ)``: scale-free, ``d`` for ``I_d``, inf if a skill is absent."""
+    """``Hard(Λ) = tr Λ / λ_min(Λ)``: scale-free, ``d`` for ``I_d``, inf if a skill is
+    absent."""
     cov = check_covariance(cov)
     lam_min = torch.linalg.eigvalsh(cov).min().item()
     return float("inf") if lam_min <= 0 else torch.trace(cov).item() / lam_min
@@ -175,15 +178,16 @@ SPECTRA = {s.name: s for s in [
              _directions, lambda d, dirs, eps: missing_skills(d, list(dirs), eps)),
 ]}
 SPEC_FORMS = [s.name + (":" + s.params if s.params else "") for s in SPECTRA.values()]
-COV_HELP = ("covariance spec: " + "; ".join(f"'{f}' = {s.help}" for f, s in zip(SPEC_FORMS, SPECTRA.values()))
+COV_HELP = ("covariance spec: "
+            + "; ".join(f"'{f}' = {s.help}" for f, s in zip(SPEC_FORMS, SPECTRA.values()))
             + "; join specs with '+' for a uniform mixture of tasks")
 
 
 def _parse_one(spec: str) -> tuple[Spectrum, tuple]:
     name, _, text = spec.strip().partition(":")
     if name not in SPECTRA:
-        raise BadValue("cov", f"bad covariance spec {spec!r}: unknown name {name!r}; expected one of "
-                              f"{', '.join(SPEC_FORMS)}")
+        raise BadValue("cov", f"bad covariance spec {spec!r}: unknown name {name!r}; "
+                              f"expected one of {', '.join(SPEC_FORMS)}")
     spectrum = SPECTRA[name]
     try:
         return spectrum, spectrum.parse(text)

@@ -44,7 +44,8 @@ def train_lsas(cov: torch.Tensor, ns: Sequence[int], config: TrainConfig, model_
         target = pseudo_newton_v(cov, n)
 
         def distance(model, target=target):
-            return {"distance": (torch.linalg.norm(learned_v(model) - target) / torch.linalg.norm(target)).item()}
+            return {"distance": (torch.linalg.norm(learned_v(model) - target)
+                                 / torch.linalg.norm(target)).item()}
 
         model = LSA(LSAConfig(n_dims=task.n_dims, seed=model_seed))
         history = train(model, task, n, config, monitor=distance, device=device)
@@ -53,7 +54,8 @@ def train_lsas(cov: torch.Tensor, ns: Sequence[int], config: TrainConfig, model_
     return models, pd.concat(histories, ignore_index=True)
 
 
-def population_grid(vs: Mapping[int, torch.Tensor], cov_test: torch.Tensor, n_steps: int) -> pd.DataFrame:
+def population_grid(vs: Mapping[int, torch.Tensor], cov_test: torch.Tensor,
+                    n_steps: int) -> pd.DataFrame:
     """Population error (test prompts of infinite length) of ``V`` per training context.
 
     ``vs`` maps ``n`` to a ``(d, d)`` value matrix (``pseudo_newton_v(cov, n)`` for the closed
@@ -66,16 +68,20 @@ def population_grid(vs: Mapping[int, torch.Tensor], cov_test: torch.Tensor, n_st
     return pd.concat(rows, ignore_index=True)
 
 
-def grid_matrix(frame: pd.DataFrame, value: str = "error") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(ns, ks, M)`` with ``M[i, j]`` the ``value`` at ``n = ns[i]``, ``k = ks[j]`` (for heatmaps)."""
+def grid_matrix(frame: pd.DataFrame,
+                value: str = "error") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ns, ks, M)`` with ``M[i, j]`` the ``value`` at ``n = ns[i]``, ``k = ks[j]`` (for
+    heatmaps)."""
     table = frame.pivot(index="n", columns="k", values=value).sort_index().sort_index(axis=1)
     if table.isna().any().any():
-        raise ValueError(f"frame does not fill the (n, k) grid: {int(table.isna().sum().sum())} cells missing")
+        raise ValueError("frame does not fill the (n, k) grid: "
+                         f"{int(table.isna().sum().sum())} cells missing")
     return table.index.to_numpy(), table.columns.to_numpy(), table.to_numpy(dtype=float)
 
 
 def steps_to_reach(errors: Sequence[float], target: float) -> int | None:
-    """The smallest ``k`` (1-based: ``errors[k - 1]`` is the error after k passes) with error <= target.
+    """The smallest ``k`` (1-based: ``errors[k - 1]`` is the error after k passes) with error
+    <= target.
 
     Returns ``None`` when no k in range reaches the target.
     """
@@ -105,7 +111,8 @@ def error_quantiles(errors: Mapping[int, torch.Tensor], k: int,
         if not 1 <= k <= e.shape[1]:
             raise ValueError(f"k must lie in 1..{e.shape[1]}, got {k!r}")
         col = e[:, k - 1].double()
-        rows[n] = {f"q{q:g}": torch.quantile(col, q).item() for q in quantiles} | {"mean": col.mean().item()}
+        rows[n] = ({f"q{q:g}": torch.quantile(col, q).item() for q in quantiles}
+                   | {"mean": col.mean().item()})
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("n")
 
 
@@ -125,7 +132,8 @@ def hardness_sweep(families: Mapping[str, Sequence[torch.Tensor]], n: int, n_ste
             mc = evaluate({"lsa": PseudoNewton.trained(cov, n)}, RegressionTask(cov), m, n_steps,
                           n_prompts=n_prompts, seed=seed, device=device).iloc[-1]
             rows.append({"family": family, "hard": hardness(cov),
-                         "theory": population_error(pseudo_newton_v(cov, n), cov, n_steps)[-1].item(),
+                         "theory": population_error(pseudo_newton_v(cov, n), cov,
+                                                    n_steps)[-1].item(),
                          "bound": scaling_law(cov, n, n_steps)[-1].item(),
                          **{key: mc[key] for key in ("mean", "ci_low", "ci_high")}})
     return pd.DataFrame(rows)
@@ -146,7 +154,8 @@ def compare_mixtures(covs: Sequence[torch.Tensor], candidates: Mapping[str, obje
         probs = torch.as_tensor(probs, dtype=DTYPE)
         rows.append({"mixture": name, "objective": selection_objective(covs, cov_target, probs),
                      "hard_mass": probs[harder].sum().item(),
-                     "mu_max": mu_spectrum(mixture_optimum(covs, probs, n), cov_target).max().item(),
+                     "mu_max": mu_spectrum(mixture_optimum(covs, probs, n),
+                                           cov_target).max().item(),
                      "error": mixture_error(covs, probs, cov_target, n, n_steps)[-1].item()})
     return pd.DataFrame(rows)
 

@@ -51,16 +51,19 @@ class Prompts:
         if B is None:
             raise ValueError(f"prompts.X must have shape (B, n, d), got {tuple(self.X.shape)}")
         if tuple(self.y.shape) != (B, n):
-            raise ValueError(f"prompts.y must have shape {(B, n)} to match X, got {tuple(self.y.shape)}")
+            raise ValueError(f"prompts.y must have shape {(B, n)} to match X, "
+                             f"got {tuple(self.y.shape)}")
         if tuple(self.w.shape) != (B, d):
-            raise ValueError(f"prompts.w must have shape {(B, d)} to match X, got {tuple(self.w.shape)}")
+            raise ValueError(f"prompts.w must have shape {(B, d)} to match X, "
+                             f"got {tuple(self.w.shape)}")
         for name in ("X", "y", "w"):
             if not torch.isfinite(getattr(self, name)).all():
                 raise ValueError(f"prompts.{name} holds NaN or inf entries")
         return self
 
 
-def generator(seed: int, step: int = 0, stream: str = "features", split: str = "train") -> torch.Generator:
+def generator(seed: int, step: int = 0, stream: str = "features",
+              split: str = "train") -> torch.Generator:
     """A CPU ``torch.Generator`` that is a pure function of ``(seed, step, stream, split)``."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
@@ -109,7 +112,8 @@ class RegressionTask:
         w = torch.randn(B, d, generator=generator(seed, step, "tasks", split), dtype=DTYPE)
         y = torch.einsum("bnd,bd->bn", X, w)
         if self.noise_std > 0:
-            y = y + self.noise_std * torch.randn(B, n, generator=generator(seed, step, "noise", split),
+            y = y + self.noise_std * torch.randn(B, n,
+                                                 generator=generator(seed, step, "noise", split),
                                                  dtype=DTYPE)
         return Prompts(X, y, w)
 
@@ -127,7 +131,8 @@ class MixtureTask(RegressionTask):
         probs = torch.full((len(covs),), 1 / len(covs), dtype=DTYPE) if probs is None else \
             torch.as_tensor(probs, dtype=DTYPE)
         if probs.shape != (len(covs),) or (probs < 0).any() or abs(probs.sum().item() - 1) > 1e-6:
-            raise ValueError(f"probs must be {len(covs)} non-negative numbers summing to 1, got {probs.tolist()}")
+            raise ValueError(f"probs must be {len(covs)} non-negative numbers summing to 1, "
+                             f"got {probs.tolist()}")
         self.covs, self.probs = covs, probs / probs.sum()
         super().__init__(sum(p * c for p, c in zip(self.probs, covs)), noise_std)
         self._roots = torch.stack([sqrt_psd(c) for c in covs])  # (L, d, d)

@@ -34,7 +34,8 @@ def embed(prompts: Prompts, w0: torch.Tensor | None = None) -> torch.Tensor:
 
 
 def tokens(prompts: Prompts) -> torch.Tensor:
-    """The same tokens as rows: (B, n + 1, 2d + 2), examples ``[x; y; 0; 0]`` then ``[0; 0; 0; 1]``."""
+    """The same tokens as rows: (B, n + 1, 2d + 2), examples ``[x; y; 0; 0]`` then
+    ``[0; 0; 0; 1]``."""
     return embed(prompts).transpose(1, 2)
 
 

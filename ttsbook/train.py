@@ -72,7 +72,8 @@ class TrainConfig:
         if self.warmup is None:
             self.warmup = min(100, self.steps // 10)
         if check_int(self.warmup, "warmup", low=0) >= self.steps:
-            raise BadValue("warmup", f"warmup must be below steps = {self.steps}, got {self.warmup}")
+            raise BadValue("warmup", f"warmup must be below steps = {self.steps}, "
+                                     f"got {self.warmup}")
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of ``lr`` at ``step``: linear warmup, then the chosen decay to 0."""
@@ -119,7 +120,8 @@ class Trainer:
     ``threads``: CPU threads (default: :func:`ttsbook.utils.thread_policy`).
     """
 
-    def __init__(self, model: torch.nn.Module, config: TrainConfig, device: str | torch.device = "auto", *,
+    def __init__(self, model: torch.nn.Module, config: TrainConfig,
+                 device: str | torch.device = "auto", *,
                  amp: bool = False, hooks=(), threads: int | None = None):
         self.model, self.config, self.device = model, config, resolve_device(device)
         self.hooks, self.threads = list(hooks), threads
@@ -162,11 +164,12 @@ class Trainer:
                        total=config.steps)
         with thread_policy(self.model, self.device, self.threads), deferred_interrupt() as stop:
             for step in bar:
-                prompts = task.sample(n_at(step), config.batch_size, config.seed, step, device=self.device,
-                                      dtype=dtype)
+                prompts = task.sample(n_at(step), config.batch_size, config.seed, step,
+                                      device=self.device, dtype=dtype)
                 loss = self.step(prompts, loss_fn)
                 if step % config.log_every == 0 or step == config.steps - 1:
-                    row = {"step": step, "loss": loss.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+                    row = {"step": step, "loss": loss.item(),
+                           "lr": self.optimizer.param_groups[0]["lr"]}
                     row |= {"n_points": prompts.n_points} if callable(n_points) else {}
                     self.history.append(row | (monitor(self.model) if monitor else {}))
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
@@ -180,7 +183,8 @@ class Trainer:
     def state_dict(self) -> dict:
         """What resuming needs besides the weights: optimiser, scaler, RNG, step, history."""
         return {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                "rng": torch.get_rng_state(), "step": self.steps_done, "history": list(self.history)}
+                "rng": torch.get_rng_state(), "step": self.steps_done,
+                "history": list(self.history)}
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])  # cast to the parameters' device
@@ -199,5 +203,6 @@ def train(model: torch.nn.Module, task: RegressionTask, n_points: int, config: T
     ``monitor(model) -> dict`` adds (e.g. the distance to the closed form).
     """
     if task.n_dims != model.config.n_dims:
-        raise ValueError(f"task has d = {task.n_dims}, but the model has n_dims = {model.config.n_dims}")
+        raise ValueError(f"task has d = {task.n_dims}, "
+                         f"but the model has n_dims = {model.config.n_dims}")
     return Trainer(model, config, device, threads=threads).fit(task, n_points, loss_fn, monitor)

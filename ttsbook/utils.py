@@ -25,16 +25,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
-        raise BadValue("device", f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}") from None
+        raise BadValue("device", "device must be 'auto', 'cpu' or 'cuda[:i]', "
+                                 f"got {device!r}") from None
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        why = "this build of torch has no CUDA" if torch.version.cuda is None else "no such GPU is visible"
+        why = ("this build of torch has no CUDA" if torch.version.cuda is None
+               else "no such GPU is visible")
         raise BadValue("device", f"device {str(device)!r} is not available: {why} "
                                  f"(torch {torch.__version__}); use 'cpu' or 'auto'")
     return device
 
 
 SMALL_MODEL = 1_000_000
-"""Parameters below which a model trains on one CPU thread by default (see :func:`thread_policy`)."""
+"""Parameters below which a model trains on one CPU thread by default (see
+:func:`thread_policy`)."""
 _TORCH_THREADS = torch.get_num_threads()  # torch's own default, unless set before ttsbook's import
 
 
@@ -89,7 +92,8 @@ def deferred_interrupt():
     try:
         yield lambda: bool(hits)
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        signal.signal(signal.SIGINT,
+                      previous if previous is not None else signal.default_int_handler)
 
 
 def writable_dir(path: str | Path, arg: str = "out") -> Path:
@@ -140,7 +144,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, **extra) -> Path:
     return atomic_save(payload, path)
 
 
-def load_checkpoint(path: str | Path, model: torch.nn.Module, map_location="cpu", arg: str = "checkpoint") -> dict:
+def load_checkpoint(path: str | Path, model: torch.nn.Module, map_location="cpu",
+                    arg: str = "checkpoint") -> dict:
     """Load weights into ``model`` after checking the saved config equals ``model.config``.
 
     Returns the whole payload (for optimiser state, step, RNG, …). A missing or unreadable

@@ -19,13 +19,15 @@ def _check_ratio(ratio) -> float:
 
 
 def mp_edges(ratio: float) -> tuple[float, float]:
-    """Edges ``λ± = (1 ± √γ)²`` of the Marchenko–Pastur law (Σ = I, ratio ``γ = d/m``)."""
+    """Edges ``λ± = (1 ± √γ)²`` of the Marchenko–Pastur law (Σ = I, ratio
+    ``γ = d/m``)."""
     root = _check_ratio(ratio) ** 0.5
     return (1 - root) ** 2, (1 + root) ** 2
 
 
 def mp_density(x, ratio: float) -> torch.Tensor:
-    """Marchenko–Pastur density ``√((λ₊ − x)(x − λ₋)) / (2πγx)`` of ``Ŝ = XᵀX/m``, Σ = I.
+    """Marchenko–Pastur density ``√((λ₊ − x)(x − λ₋)) / (2πγx)`` of
+    ``Ŝ = XᵀX/m``, Σ = I.
 
     ``x``: any shape, returns the same shape (float64). Only the continuous part: for
     ``γ > 1`` the law also has an atom of mass ``1 − 1/γ`` at 0 (Ŝ has rank m < d).
@@ -60,8 +62,8 @@ def _silverstein_density(x: np.ndarray, t: np.ndarray, w: np.ndarray, ratio: flo
 def _isotropic_quadrature(ratio: float, d: int, n_nodes: int):
     """Nodes and weights for ``E tr g(Ŝ_m)/d`` when Σ = I, up to O(d⁻²).
 
-    Marchenko–Pastur part (Chebyshev nodes on [λ₋, λ₊], an atom ``1 − 1/γ`` at 0 if γ > 1)
-    plus the real-Gaussian 1/d correction of Bai & Silverstein (2004, Thm 1.1):
+    Marchenko–Pastur part (Chebyshev nodes on [λ₋, λ₊], an atom ``1 − 1/γ`` at 0 if
+    γ > 1) plus the real-Gaussian 1/d correction of Bai & Silverstein (2004, Thm 1.1):
     ``[(g(λ₋) + g(λ₊))/4 − (1/2π)∫₀^π g(1 + γ + 2√γ cos θ) dθ] / d``.
     """
     low, high = mp_edges(ratio)
@@ -144,7 +146,8 @@ def divergence_threshold(d: int, m: int) -> float:
 
     Λ = Σ = I: the k-step map multiplies the top direction of Ŝ_m by ``1 − n/(n+d+1)·λ_max``;
     at the Marchenko–Pastur edge ``λ₊ = (1 + √(d/m))²`` it expands once
-    ``n/(n+d+1)·λ₊ > 2``, i.e. ``n > 2(d+1)/(λ₊ − 2)``. ``inf`` when ``λ₊ <= 2`` (m ≳ 5.83d).
+    ``n/(n+d+1)·λ₊ > 2``, i.e. ``n > 2(d+1)/(λ₊ − 2)``. ``inf`` when ``λ₊ <= 2``
+    (m ≳ 5.83d).
     """
     check_number(d, "d", 1)
     check_number(m, "m", 1)
@@ -155,9 +158,9 @@ def divergence_threshold(d: int, m: int) -> float:
 def divergent_fraction(d: int, n: float, m: int, n_prompts: int = 2000, seed: int = 0) -> float:
     """Monte Carlo fraction of isotropic test prompts on which CoT diverges (Λ = Σ = I).
 
-    A prompt diverges when the top eigenvalue of ``Γ⁻¹Ŝ_m = n/(n+d+1)·Ŝ_m`` exceeds 2 (float64
-    ``eigvalsh``). Prompts: ``RegressionTask(I_d).sample(m, ·, seed=seed, step=j,
-    split="eval")`` in chunks j = 0, 1, … of at most 1000 prompts.
+    A prompt diverges when the top eigenvalue of ``Γ⁻¹Ŝ_m = n/(n+d+1)·Ŝ_m`` exceeds 2
+    (float64 ``eigvalsh``). Prompts: ``RegressionTask(I_d).sample(m, ·, seed=seed,
+    step=j, split="eval")`` in chunks j = 0, 1, … of at most 1000 prompts.
     """
     for name, value in (("m", m), ("n_prompts", n_prompts)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -172,7 +175,8 @@ def divergent_fraction(d: int, n: float, m: int, n_prompts: int = 2000, seed: in
 
 
 def prompt_mu_max(V: torch.Tensor, prompts: Prompts) -> torch.Tensor:
-    """Per prompt, the largest eigenvalue of ``−V Ŝ_m`` (``Γ⁻¹Ŝ_m`` for the trained V): (B,).
+    """Per prompt, the largest eigenvalue of ``−V Ŝ_m`` (``Γ⁻¹Ŝ_m`` for the trained V):
+    (B,).
 
     It is the finite-m counterpart of ``mu_spectrum``: a prompt whose value exceeds 2 has a
     direction that CoT expands, however small its population ``μ_max``.

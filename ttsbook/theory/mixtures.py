@@ -27,7 +27,8 @@ def _check_mixture(covs: Sequence[torch.Tensor], probs) -> tuple[list, torch.Ten
 def mixture_optimum(covs: Sequence[torch.Tensor], probs, n: float) -> torch.Tensor:
     """Trained ``V*`` for a mixture of task covariances.
 
-    ``V* = −(Σ π_ℓ Λ_ℓ)(Σ π_ℓ [(1 + 1/n) Λ_ℓ² + (tr Λ_ℓ / n) Λ_ℓ])⁻¹``; ``−Γ⁻¹`` for one task.
+    ``V* = −(Σ π_ℓ Λ_ℓ)(Σ π_ℓ [(1 + 1/n) Λ_ℓ² + (tr Λ_ℓ / n) Λ_ℓ])⁻¹``;
+    ``−Γ⁻¹`` for one task.
     """
     covs, probs = _check_mixture(covs, probs)
     check_number(n, "n", 1)
@@ -37,7 +38,8 @@ def mixture_optimum(covs: Sequence[torch.Tensor], probs, n: float) -> torch.Tens
 
 
 def selection_objective(covs: Sequence[torch.Tensor], cov_target: torch.Tensor, probs) -> float:
-    """``||I − Σ⁻¹ Σ_ℓ π_ℓ Λ_ℓ||_F²``: how far the training mixture is from the target Σ."""
+    """``||I − Σ⁻¹ Σ_ℓ π_ℓ Λ_ℓ||_F²``: how far the training mixture is from the
+    target Σ."""
     covs, probs = _check_mixture(covs, probs)
     target = check_covariance(cov_target, "cov_target", definite=True)
     mix = sum(p * c for p, c in zip(probs, covs))
@@ -55,7 +57,8 @@ def _project_simplex(v: torch.Tensor) -> torch.Tensor:
 
 
 def _selection_qp(covs: Sequence[torch.Tensor], cov_target: torch.Tensor):
-    """``(Q, b)`` of the selection QP: ``Q_ℓℓ' = <Σ⁻¹Λ_ℓ, Σ⁻¹Λ_ℓ'>_F``, ``b_ℓ = tr(Σ⁻¹Λ_ℓ)``."""
+    """``(Q, b)`` of the selection QP: ``Q_ℓℓ' = <Σ⁻¹Λ_ℓ, Σ⁻¹Λ_ℓ'>_F``,
+    ``b_ℓ = tr(Σ⁻¹Λ_ℓ)``."""
     covs, _ = _check_mixture(covs, torch.full((len(covs),), 1 / max(len(covs), 1)))
     target = check_covariance(cov_target, "cov_target", definite=True)
     if covs[0].shape != target.shape:
@@ -92,12 +95,13 @@ def task_selection(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
                    n_iter: int = 20000, tol: float = 1e-10) -> torch.Tensor:
     """Probabilities π (shape ``(L,)``) on the simplex minimising ``selection_objective``.
 
-    Objective ``πᵀQπ − 2bᵀπ + d`` with ``Q_ℓℓ' = tr(Λ_ℓ Σ⁻² Λ_ℓ')``, ``b_ℓ = tr(Σ⁻¹ Λ_ℓ)``:
-    accelerated projected gradient (FISTA, momentum restarted when it points uphill) from the
-    uniform mixture; every 20 steps the KKT equations are solved on the current support. It
-    stops when the projected-gradient residual ``||π − proj(π − ∇f(π)/L_f)||`` is ``<= tol``
-    and warns (``RuntimeWarning``) if ``n_iter`` steps do not get there. When Q is singular
-    the minimiser is not unique: see ``optimal_face``.
+    Objective ``πᵀQπ − 2bᵀπ + d`` with ``Q_ℓℓ' = tr(Λ_ℓ Σ⁻² Λ_ℓ')``,
+    ``b_ℓ = tr(Σ⁻¹ Λ_ℓ)``: accelerated projected gradient (FISTA, momentum restarted when
+    it points uphill) from the uniform mixture; every 20 steps the KKT equations are solved on
+    the current support. It stops when the projected-gradient residual
+    ``||π − proj(π − ∇f(π)/L_f)||`` is ``<= tol`` and warns (``RuntimeWarning``) if
+    ``n_iter`` steps do not get there. When Q is singular the minimiser is not unique: see
+    ``optimal_face``.
     """
     Q, b = _selection_qp(covs, cov_target)
     step = 1 / (2 * torch.linalg.eigvalsh(Q).max().item())
@@ -121,7 +125,8 @@ def task_selection(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
 
 
 def _flat_directions(Q: torch.Tensor, rtol: float) -> torch.Tensor:
-    """``(L, q)`` orthonormal basis of ``{δ: Qδ = 0, 1ᵀδ = 0}`` (eigenvalues ``<= rtol·λ_max``)."""
+    """``(L, q)`` orthonormal basis of ``{δ: Qδ = 0, 1ᵀδ = 0}`` (eigenvalues
+    ``<= rtol·λ_max``)."""
     lam, vec = torch.linalg.eigh(Q)
     null = vec[:, lam <= rtol * lam.max()]
     if null.shape[1] == 0:
@@ -134,8 +139,8 @@ def optimal_face(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
                  rtol: float = 1e-10) -> torch.Tensor:
     """Vertices ``(n_vertices, L)`` of the set of all minimisers of the selection QP.
 
-    Every minimiser shares Qπ, so the set is ``{π in the simplex: π − π* ∈ null(Q)}`` with π*
-    from ``task_selection``: a polytope, enumerated exactly by solving for each choice of
+    Every minimiser shares Qπ, so the set is ``{π in the simplex: π − π* ∈ null(Q)}`` with
+    π* from ``task_selection``: a polytope, enumerated exactly by solving for each choice of
     ``q = dim`` zero coordinates (fine for ≲ 10 tasks). One row iff the optimum is unique.
     Eigenvalues of Q below ``rtol·λ_max(Q)`` count as zero (moving along them changes the
     objective by at most that much per unit step squared).

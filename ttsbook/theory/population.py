@@ -44,7 +44,8 @@ def wishart_second_moment(cov: torch.Tensor, B: torch.Tensor, n: int) -> torch.T
 
 
 def population_error(V: torch.Tensor, cov_test: torch.Tensor, n_steps: int) -> torch.Tensor:
-    """Error of k CoT steps ``ŵ ← ŵ + V Σ̂ (ŵ − w)`` when the test prompt is infinitely long.
+    """Error of k CoT steps ``ŵ ← ŵ + V Σ̂ (ŵ − w)`` when the test prompt is infinitely
+    long.
 
     Returns a ``(n_steps + 1,)`` tensor: ``||(I + VΣ)^k||_F² / d`` for k = 0..n_steps.
     With ``V = −Γ⁻¹`` this is ``||(I − Γ⁻¹Σ)^k||_F² / d``.
@@ -86,7 +87,8 @@ def mu_spectrum(V: torch.Tensor, cov_test: torch.Tensor) -> torch.Tensor:
 
 
 def scaling_law(cov: torch.Tensor, n: float, n_steps: int) -> torch.Tensor:
-    """Upper bound ``(1 + n/(1 + Hard))^(−2k)`` on the error for k = 0..n_steps (Σ = Λ, m → ∞).
+    """Upper bound ``(1 + n/(1 + Hard))^(−2k)`` on the error for k = 0..n_steps
+    (Σ = Λ, m → ∞).
 
     It is an equality for ``Λ = I``.
     """
