@@ -131,7 +131,7 @@ def _finite_errors(cov, m: int, n, k_max: int) -> np.ndarray:
     return torch.stack(rows).numpy()
 
 
-def _finite_frontier(cov, m, eps, ks, n_max, n_grid: int = 160, n_bisect: int = 24):
+def _finite_frontier(cov, m, eps, ks, n_max, n_grid: int = 100, n_bisect: int = 16):
     """First n at which the finite-m error after k passes reaches ``eps``, and each k's floor.
 
     The error is not monotone in n at finite m (it bottoms out, then may rise), so a log
@@ -159,7 +159,8 @@ def _integer_needed(error, frontier: np.ndarray, ks, eps: float) -> np.ndarray:
     """Smallest integer n >= n*(k) whose planned error after k passes is <= eps (or inf)."""
     out = np.full(len(ks), math.inf)
     for j, (n, k) in enumerate(zip(frontier, ks)):
-        for cand in (math.ceil(n), math.ceil(n) + 1) if math.isfinite(n) else ():
+        # floor(n) too: a bisection's n* can sit a hair above an integer that reaches eps
+        for cand in range(max(1, math.floor(n)), math.ceil(n) + 2) if math.isfinite(n) else ():
             if error(cand, int(k)) <= eps * (1 + 1e-9):
                 out[j] = cand
                 break
