@@ -44,7 +44,8 @@ class Plan:
     integer n reaching ε (``inf`` if none up to ``n_max``); ``floor``: the smallest error the
     model reaches with k passes over n ≤ ``n_max`` (0 in population); ``safe``: whether the
     frontier point lies below ``n_diverge``; ``n``, ``k``, ``cost``, ``error``: the cheapest
-    safe point (``None`` when no safe point reaches ε, see ``reason``).
+    safe point, the fewest passes among equal costs (``None`` when no safe point reaches ε,
+    see ``reason``).
     """
 
     eps: float
@@ -236,6 +237,8 @@ def draw_plan(ax, result: Plan, *, colors=("C0", "C3", "0.4")):
         ax.plot(ks[bad], result.n_needed[bad], "x", color=unsafe, ms=7,
                 label="above divergence threshold")
     top = max(np.nanmax(np.where(reach, result.n_needed, 1)), 10) * 3
+    if math.isfinite(result.n_diverge):
+        top = max(top, 3 * result.n_diverge)
     if math.isfinite(result.n_diverge):
         ax.axhline(result.n_diverge, color=unsafe, ls="--", lw=1)
         ax.axhspan(result.n_diverge, 1e12, color=unsafe, alpha=0.08,
