@@ -13,6 +13,8 @@ training distribution (Σ = Λ):
   reach; and above ``divergence_threshold(d, m)`` the typical prompt's ``Γ⁻¹Ŝ_m`` has an
   eigenvalue above 2, so extra passes expand the error. A frontier point (n*(k), k) is *safe*
   when n*(k) is below that threshold; in population (Σ = Λ) every μ_j < 1 and all k are safe.
+  In distribution the frontier stays below the threshold (each k's error bottoms out near
+  n = m, below it), so the safe k are those that reach ε at all: ``k_safe = (k_lo, k_max)``.
 
 Cost model: ``cost = cost_train·n + cost_pass·k``, a training-context example against one
 forward pass (put the number of queries served into ``cost_pass`` to amortise training).
