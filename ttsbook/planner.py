@@ -38,7 +38,7 @@ from .theory import (context_needed, divergence_threshold, finite_prompt_error, 
 COST_MODEL = "cost = cost_train·n + cost_pass·k"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq would compare arrays element-wise
 class Plan:
     """What :func:`plan` found. Arrays are over ``ks = 1..k_max``; ``inf`` = out of reach.
 
