@@ -19,6 +19,7 @@ from .theory import (best_mixture, context_needed, divergence_threshold, diverge
                      population_error, prompt_mu_max, pseudo_newton_v, scaling_law,
                      selection_mass_range, selection_objective, task_selection,
                      wishart_second_moment)
+from .stopping import compare_rules
 from .tokens import cot_column, cot_tokens, embed, tokens
 from .train import TrainConfig, Trainer, cot_loss, direct_loss, train
 from .utils import announce, book_scale, load_checkpoint, resolve_device, save_checkpoint, thread_policy
