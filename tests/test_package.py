@@ -16,8 +16,8 @@ from ttsbook.spectra import COV_HELP, SPECTRA
 # Lowest first: a module may import only modules of earlier layers (or its own).
 LAYERS = [
     {"checks", "options"}, {"utils", "spectra"}, {"tasks"}, {"theory", "tokens"},
-    {"lsa", "gpt", "predictors", "evaluate"}, {"train"}, {"runs", "sweeps", "plots", "parallel"},
-    {"finished", "planner"}, {"__main__", "__init__"},
+    {"lsa", "gpt", "predictors", "evaluate"}, {"train", "stopping"},
+    {"runs", "sweeps", "plots", "parallel"}, {"finished", "planner"}, {"__main__", "__init__"},
 ]
 PACKAGE = Path(tb.__file__).parent
 

@@ -28,7 +28,8 @@ from .theory import (best_mixture, context_needed, divergence_threshold, diverge
                      population_error, prompt_mu_max, pseudo_newton_v, scaling_law,
                      selection_mass_range, selection_objective, task_selection,
                      wishart_second_moment)
-# Planning n and k before training.
+# Knowing when to stop, and planning n and k before training.
+from .stopping import compare_rules
 from .planner import plan
 # The book's scales and devices.
 from .utils import announce, book_scale, resolve_device

@@ -1,0 +1,256 @@
+"""Knowing when to stop: rules that see only the prompt ``(x_i, y_i)`` and the iterates.
+
+Every rule works with any predictor ``predict(prompts, n_steps) -> (B, k, d)`` and never
+reads ``prompts.w`` (only the scoring does). For a budget of K passes a rule returns one
+estimate per prompt; the rules are
+
+- **residual stop**: the first k at which the prompt's residual ``||y − Xŵ_k||²/m`` stops
+  falling (``residual_stop``);
+- **hold-out**: run the predictor on part of the prompt's examples and pick the k that best
+  predicts the held-out labels (``holdout_curve``; the chosen k is used on the full prompt);
+- **damped CoT**: relax each pass, ``ŵ ← ŵ + η(f(ŵ) − ŵ)``, with η from a bound on the top
+  eigenvalue of ``−VŜ`` (white box, ``top_eigenvalue_bound``) or, for a black box, from the
+  contraction its own iterates show (``iterate_contraction``, ``relax``).
+
+``compare_rules`` scores them against every fixed k and the per-prompt oracle k.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .checks import BadValue, check_int, check_number
+from .evaluate import bootstrap_mean_ci
+from .spectra import DTYPE
+from .tasks import Prompts
+from .tokens import check_steps
+
+RULES = ("residual stop", "hold-out", "damped")
+
+
+def _check_iterates(iterates: torch.Tensor, prompts: Prompts) -> torch.Tensor:
+    B, d = len(prompts), prompts.n_dims
+    if iterates.ndim != 3 or iterates.shape[0] != B or iterates.shape[2] != d \
+            or iterates.shape[1] < 1:
+        raise BadValue("iterates", f"iterates must have shape ({B}, K >= 1, {d}) to match "
+                       f"the prompts, got {tuple(iterates.shape)}")
+    return iterates.to("cpu", DTYPE)
+
+
+def _check_theta(theta) -> float:
+    return check_number(theta, "theta", 0, strict=True, high=2)
+
+
+def _check_budgets(budgets) -> list[int]:
+    budgets = [check_int(K, "budgets") for K in budgets]
+    if not budgets:
+        raise BadValue("budgets", "budgets must list at least one K_max >= 1, got none")
+    return budgets
+
+
+def prompt_residuals(prompts: Prompts, iterates: torch.Tensor) -> torch.Tensor:
+    """``||y − Xŵ_k||²/m`` for k = 1..K: (B, K), from the prompt alone."""
+    W = _check_iterates(iterates, prompts.validate())
+    X, y = prompts.X.to("cpu", DTYPE), prompts.y.to("cpu", DTYPE)
+    fit = torch.einsum("bnd,bkd->bkn", X, W)                     # (B, K, m)
+    return ((y[:, None, :] - fit) ** 2).mean(-1)
+
+
+def residual_stop(residuals: torch.Tensor, rtol: float = 0.0) -> torch.Tensor:
+    """The first k (1-based) with ``r_{k+1} >= (1 − rtol) r_k``, else K: (B,) long.
+
+    For a pseudo-Newton chain with a symmetric positive definite preconditioner the residual
+    is a positive sum of exponentials in k (plus a constant with noise), so it is convex in
+    k: the first k where it stops falling is its minimum over all k.
+    """
+    check_number(rtol, "rtol", 0, high=1)
+    r = torch.as_tensor(residuals, dtype=DTYPE)
+    if r.ndim != 2 or r.shape[1] < 1:
+        raise BadValue("residuals", f"residuals must have shape (B, K), got {tuple(r.shape)}")
+    stops = torch.cat([r[:, 1:] >= (1 - rtol) * r[:, :-1],
+                       torch.ones(len(r), 1, dtype=torch.bool)], 1)
+    return stops.int().argmax(1) + 1                            # first True
+
+
+def holdout_curve(predictor, prompts: Prompts, n_steps: int, n_folds: int = 10) -> torch.Tensor:
+    """Held-out squared error of ŵ_k, k = 1..n_steps, averaged over folds: (B, n_steps).
+
+    The m examples are cut into ``n_folds`` blocks; for each block the predictor runs on the
+    other examples and its iterates predict the block's labels.
+    """
+    check_steps(n_steps)
+    prompts = prompts.validate()
+    m = prompts.n_points
+    check_int(n_folds, "n_folds", low=2)
+    if n_folds > m:
+        raise BadValue("n_folds", f"n_folds must be <= m = {m} (one example per fold at "
+                       f"least), got {n_folds}")
+    X, y = prompts.X, prompts.y
+    total = torch.zeros(len(prompts), n_steps, dtype=DTYPE)
+    for hold in torch.arange(m).tensor_split(n_folds):
+        keep = torch.ones(m, dtype=torch.bool)
+        keep[hold] = False
+        fit = Prompts(X[:, keep], y[:, keep], prompts.w)
+        W = predictor.predict(fit, n_steps).to("cpu", DTYPE)
+        pred = torch.einsum("bnd,bkd->bkn", X[:, hold].to("cpu", DTYPE), W)
+        total += ((y[:, None, hold].to("cpu", DTYPE) - pred) ** 2).sum(-1)
+    return total / m
+
+
+def top_eigenvalue_bound(V: torch.Tensor, prompts: Prompts, n_squarings: int = 3) -> torch.Tensor:
+    """Upper bound ``(tr A^p)^(1/p)``, ``p = 2^(n_squarings+1)``, on the top eigenvalue of
+    ``A = −VŜ`` (``Γ⁻¹Ŝ`` for the trained V), per prompt: (B,).
+
+    Power iteration on the matrix: ``A² , A⁴, …`` by repeated squaring. When A's eigenvalues
+    are real and >= 0 (``V = −P`` with P symmetric positive definite: A is similar to
+    ``P^½ŜP^½``) this is never below ``ν_max`` and at most ``d^(1/p)`` times it (1.45 for
+    d = 20, p = 8), unlike a vector power iteration's Rayleigh quotient, which undershoots.
+    """
+    check_int(n_squarings, "n_squarings", low=1)
+    X = prompts.validate().X.to("cpu", DTYPE)
+    V = torch.as_tensor(V, dtype=DTYPE)
+    if tuple(V.shape) != (X.shape[2],) * 2:
+        raise BadValue("V", f"V must have shape {(X.shape[2],) * 2}, got {tuple(V.shape)}")
+    A = -V @ (X.transpose(1, 2) @ X / X.shape[1])                # (B, d, d)
+    scale = A.diagonal(dim1=1, dim2=2).sum(-1).clamp(min=1e-300)[:, None, None]
+    A = A / scale                                                # top eigenvalue <= 1
+    for _ in range(n_squarings):
+        A = A @ A
+    p = 2 ** (n_squarings + 1)
+    trace = torch.einsum("bij,bji->b", A, A).clamp(min=0)       # tr A^p = tr (A^{p/2})²
+    return trace ** (1 / p) * scale[:, 0, 0]
+
+
+def damping(nu: torch.Tensor, theta: float = 1.0) -> torch.Tensor:
+    """``η = min(1, θ/ν)``: with ν >= every eigenvalue, each mode's factor ``1 − ην_j`` lies
+    in ``(1 − θ, 1]``, so for ``0 < θ < 2`` no direction can expand."""
+    theta = _check_theta(theta)
+    nu = torch.as_tensor(nu, dtype=DTYPE)
+    return torch.where(nu > theta, theta / nu.clamp(min=1e-300), 1.0)
+
+
+def damped_iterates(V: torch.Tensor, prompts: Prompts, n_steps: int, eta) -> torch.Tensor:
+    """``ŵ ← ŵ + η V(Ŝŵ − b)`` from 0 with a per-prompt η (B,): (B, n_steps, d) float64."""
+    check_steps(n_steps)
+    X, y = prompts.validate().X.to("cpu", DTYPE), prompts.y.to("cpu", DTYPE)
+    m = X.shape[1]
+    S, b = X.transpose(1, 2) @ X / m, torch.einsum("bnd,bn->bd", X, y) / m
+    eta = torch.as_tensor(eta, dtype=DTYPE).expand(len(X))[:, None]
+    V, w, out = torch.as_tensor(V, dtype=DTYPE), torch.zeros_like(b), []
+    for _ in range(n_steps):
+        w = w + eta * ((torch.einsum("bij,bj->bi", S, w) - b) @ V.T)
+        out.append(w)
+    return torch.stack(out, 1) if out else b.new_zeros(len(b), 0, b.shape[1])
+
+
+def iterate_contraction(iterates: torch.Tensor) -> torch.Tensor:
+    """Black-box estimate of the step's top eigenvalue ν from the chain itself: (B,).
+
+    With ``δ_j = ŵ_{j+1} − ŵ_j`` (``ŵ_0 = 0``) an affine chain has ``δ_{j+1} = (I − M)δ_j``:
+    the steps are a power iteration of ``I − M``. The Rayleigh quotient of the last two
+    steps, ``a = <δ_K−1, δ_K−2>/|δ_K−2|²``, estimates its dominant eigenvalue, ``ν = 1 − a``
+    (``ν > 1`` for an overshooting, oscillating chain). Needs K >= 2.
+    """
+    W = torch.as_tensor(iterates, dtype=DTYPE)
+    if W.ndim != 3 or W.shape[1] < 2:
+        raise BadValue("iterates", f"iterates must have shape (B, K >= 2, d), got {tuple(W.shape)}")
+    steps = torch.diff(W, dim=1, prepend=torch.zeros_like(W[:, :1]))
+    last, before = steps[:, -1], steps[:, -2]
+    a = (last * before).sum(-1) / (before ** 2).sum(-1).clamp(min=1e-300)
+    return 1 - a
+
+
+def relax(iterates: torch.Tensor, eta) -> torch.Tensor:
+    """The K-th iterate of the damped chain, from the undamped iterates ŵ_1…ŵ_K: (B, d).
+
+    For an affine step ``f`` (closed forms, LSA) the relaxed map ``(1 − η)I + ηf`` has
+    k-th power ``Σ_j C(k, j)(1 − η)^(k−j) η^j f^j``: exact. For a nonlinear model it is what
+    damping would give if the model's step were affine. ``eta``: (B,) in (0, 1].
+    """
+    W = torch.as_tensor(iterates, dtype=DTYPE)
+    B, K, _ = W.shape
+    eta = torch.as_tensor(eta, dtype=DTYPE).expand(B)
+    if not ((eta > 0) & (eta <= 1)).all():
+        raise BadValue("eta", f"eta must lie in (0, 1], got min {eta.min().item():.3g}, "
+                       f"max {eta.max().item():.3g}")
+    j = torch.arange(K + 1, dtype=DTYPE)
+    log_c = torch.lgamma(torch.tensor(K + 1.0, dtype=DTYPE)) - torch.lgamma(j + 1) - torch.lgamma(K - j + 1)
+    log_stay = torch.log1p(-eta.clamp(max=1 - 1e-16))[:, None]     # log(1 − η), finite
+    weight = torch.exp(log_c + (K - j) * log_stay + j * torch.log(eta)[:, None])  # (B, K+1)
+    weight[eta == 1] = torch.nn.functional.one_hot(torch.tensor(K), K + 1).to(DTYPE)
+    return torch.einsum("bj,bjd->bd", weight[:, 1:], W)         # ŵ_0 = 0 drops out
+
+
+def _errors(w_hat: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return ((w_hat - w.to("cpu", DTYPE)[:, None]) ** 2).mean(-1)
+
+
+def _at(errors: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    return errors.gather(1, (k - 1)[:, None])[:, 0]
+
+
+def _first_min(curve: torch.Tensor) -> torch.Tensor:
+    return curve.argmin(1) + 1
+
+
+def rule_errors(predictor, prompts: Prompts, budgets, *, V=None, n_folds: int = 10,
+                theta: float = 1.0) -> dict:
+    """Per-prompt errors of every rule at every budget K: name -> ((B, len(budgets)) errors,
+    (B, len(budgets)) passes used). Also ``"fixed k"`` (B, K) for k = 1..max(budgets) and
+    ``"oracle"``. ``V``: the step's matrix for the white-box damping (default:
+    ``predictor.V`` if it has one; else the black-box ``iterate_contraction`` and ``relax``).
+    """
+    prompts, theta = prompts.validate(), _check_theta(theta)
+    budgets = _check_budgets(budgets)
+    K = max(budgets)
+    W = _check_iterates(predictor.predict(prompts, K), prompts)
+    fixed = _errors(W, prompts.w)
+    stop = residual_stop(prompt_residuals(prompts, W))
+    held = holdout_curve(predictor, prompts, K, n_folds)
+    V = getattr(predictor, "V", None) if V is None else V
+    if V is not None:
+        eta = damping(top_eigenvalue_bound(V, prompts), theta)
+        damped = _errors(damped_iterates(V, prompts, K, eta), prompts.w)
+    cols = {name: [] for name in ("oracle", *RULES)}
+    for b in budgets:
+        ks = {"residual stop": stop.clamp(max=b), "hold-out": _first_min(held[:, :b]),
+              "oracle": _first_min(fixed[:, :b])}
+        for name, k in ks.items():
+            cols[name].append((_at(fixed, k), k))
+        last = damped[:, b - 1] if V is not None else _black_box_damped(W[:, :b], prompts.w, theta)
+        cols["damped"].append((last, torch.full_like(stop, b)))
+    out = {"fixed k": (fixed, torch.arange(1, K + 1).expand(len(W), K))}
+    out.update({name: tuple(torch.stack(p, 1) for p in zip(*pairs)) for name, pairs in cols.items()})
+    return out
+
+
+def _black_box_damped(W: torch.Tensor, w: torch.Tensor, theta: float) -> torch.Tensor:
+    if W.shape[1] < 2:                       # nothing to estimate from: undamped
+        return _errors(W, w)[:, -1]
+    eta = damping(iterate_contraction(W), theta)
+    return _errors(relax(W, eta)[:, None], w)[:, 0]
+
+
+def compare_rules(predictor, prompts: Prompts, budgets, setting: str = "", *, V=None,
+                  n_folds: int = 10, theta: float = 1.0, n_boot: int = 1000,
+                  seed: int = 0) -> pd.DataFrame:
+    """Tidy rows ``setting, rule, K_max, mean, ci_low, ci_high, median, mean_k``.
+
+    Rules: ``"fixed k"`` (one row per k = 1..max(budgets), ``K_max`` = k), ``"oracle"``
+    (the per-prompt best k <= K_max: a lower bound no prompt-only rule can beat) and the
+    ``RULES``, at each budget. ``ci_low``/``ci_high``: 95% bootstrap CI of the mean;
+    ``mean_k``: mean passes used. See :func:`rule_errors` for ``V``, ``n_folds``, ``theta``.
+    """
+    budgets = _check_budgets(budgets)
+    errors = rule_errors(predictor, prompts, budgets, V=V, n_folds=n_folds, theta=theta)
+    rows = []
+    for rule, (err, k) in errors.items():
+        e = err.numpy()
+        low, high = bootstrap_mean_ci(e, n_boot=n_boot, seed=seed)
+        ks = range(1, e.shape[1] + 1) if rule == "fixed k" else budgets
+        rows.append(pd.DataFrame({
+            "setting": setting, "rule": rule, "K_max": list(ks), "mean": e.mean(0),
+            "ci_low": low, "ci_high": high, "median": np.median(e, 0),
+            "mean_k": k.double().mean(0).numpy()}))
+    return pd.concat(rows, ignore_index=True)
