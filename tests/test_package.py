@@ -15,7 +15,7 @@ from ttsbook.spectra import COV_HELP, SPECTRA
 LAYERS = [
     {"checks", "options"}, {"utils", "spectra"}, {"tasks"}, {"theory", "tokens"},
     {"lsa", "gpt", "predictors", "evaluate"}, {"train"}, {"runs", "sweeps", "plots"},
-    {"finished"}, {"__main__", "__init__"},
+    {"finished"}, {"cluster"}, {"__main__", "__init__"},
 ]
 PACKAGE = Path(tb.__file__).parent
 

@@ -22,5 +22,6 @@ from .theory import (best_mixture, context_needed, divergence_threshold, diverge
 from .tokens import cot_column, cot_tokens, embed, tokens
 from .train import TrainConfig, Trainer, cot_loss, direct_loss, train
 from .utils import announce, book_scale, load_checkpoint, resolve_device, save_checkpoint, thread_policy
+from .cluster import LaunchConfig, expand, launch, read_sweep, swept_scores
 
 __version__ = "0.2.0"
