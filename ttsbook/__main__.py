@@ -121,8 +121,10 @@ def _sweep(args, argv: list[str]) -> int:
     sweep = expand(spec, args.grid, args.seeds, gather(args, SWEEP_EVAL_OPTIONS), args.name or name)
     root, todo = writable_dir(args.out, "out"), pending(sweep, args.out)
     steps = sum(c.train.steps for c in todo)
+    resume = sum((run_dir(c, root) / "checkpoint.pt").exists() for c in todo)
     print(f"sweep {sweep.name}: {len(sweep.runs)} runs x {len(sweep.evals)} evaluation settings; "
-          f"{len(sweep.runs) - len(todo)} done, {len(todo)} to run ({steps:,} training steps)")
+          f"{len(sweep.runs) - len(todo)} done, {len(todo)} to run ({steps:,} training steps"
+          + (f"; {resume} resume from a checkpoint)" if resume else ")"))
     if args.dry_run:
         for c in todo:
             print(f"  {c.name()}")
@@ -131,7 +133,13 @@ def _sweep(args, argv: list[str]) -> int:
             print(f"submitit.AutoExecutor(folder={str(root / 'submitit')!r}, **{plan['executor']})\n"
                   f"update_parameters(**{plan['parameters']})\njob array: --array={plan['array']}")
         return 0
-    done = launch(sweep, root, config, args.device, args.threads)
+    try:
+        done = launch(sweep, root, config, args.device, args.threads)
+    except KeyboardInterrupt:
+        again = shlex.join(["python", "-m", "ttsbook", *argv])
+        print(f"{args.parser.prog}: interrupted: finished runs are kept, interrupted ones saved "
+              f"a checkpoint; resume with: {again}", file=sys.stderr)
+        return 130
     for job in done["jobs"][:1]:
         print(f"submitted {len(done['jobs'])} jobs (array {job.job_id.split('_')[0]}); logs in "
               f"{root / 'submitit'}; once they end, run this command again to collect the results")

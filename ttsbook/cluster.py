@@ -308,7 +308,12 @@ def local_slots(device: torch.device, workers: int | None = None) -> list[dict]:
     return [{"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}] * (workers or cores or 1)
 
 
-def _init_worker(slots) -> None:
+_STOP = None  # in a local worker: set once the sweep is interrupted
+
+
+def _init_worker(slots, stop) -> None:
+    global _STOP
+    _STOP = stop
     os.environ.update(slots.get())
     if os.environ.get("OMP_NUM_THREADS") == "1":
         torch.set_num_threads(1)
@@ -316,6 +321,8 @@ def _init_worker(slots) -> None:
 
 def _pool_job(*args) -> tuple[str | None, str | None]:
     """:func:`run_job` in a worker: ``(name, None)``, or ``(None, error)`` as one line of text."""
+    if _STOP is not None and _STOP.is_set():  # queued before a Ctrl-C: do not start it
+        return None, "cancelled"
     try:
         return run_job(*args), None
     except BaseException as err:  # noqa: BLE001 (text pickles; RunInterrupted would not)
@@ -329,18 +336,19 @@ def run_local(records: list, root, evals: list, device: torch.device, workers: i
 
     slots, context = local_slots(device, workers), multiprocessing.get_context("spawn")
     size = max(1, min(len(slots), len(records)))
-    queue = context.Queue()
+    queue, stop = context.Queue(), context.Event()
     for slot in slots[:size]:
         queue.put(slot)
     job = ("cuda", None) if device.type == "cuda" else ("cpu", 1)
-    pool = ProcessPoolExecutor(size, mp_context=context, initializer=_init_worker, initargs=(queue,))
+    pool = ProcessPoolExecutor(size, mp_context=context, initializer=_init_worker, initargs=(queue, stop))
     failures = {}
     try:
         futures = {pool.submit(_pool_job, r, str(root), evals, *job): i for i, r in enumerate(records)}
         for future in as_completed(futures):
             if error := future.result()[1]:
                 failures[futures[future]] = error
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the workers' runs got it too: each saves a checkpoint
+        stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
