@@ -234,8 +234,9 @@ def expand(spec: dict | None = None, grid=(), seeds=None, evals: dict | None = N
     base, runs = _table(spec, "base", arg), {}
     blocks = [b | cli for b in _blocks(spec, arg)]
     for block in blocks:
-        for point in _points(base, block, "grid" if set(block) & set(cli) else arg):
-            config = _config(point, arg)
+        where = "grid" if set(block) & set(cli) else arg  # the option to name in an error
+        for point in _points(base, block, where):
+            config = _config(point, where)
             runs.setdefault(config.run_id(), config)
     if not runs:
         raise BadValue(arg, "empty grid: it holds no runs")
