@@ -116,7 +116,7 @@ def test_every_bad_input_is_one_line_naming_the_option(finished, tmp_path):
         (["evaluate", str(finished), "--test-cov", "missing:99", *csv], "--test-cov", ["[0, 2)"]),
         (["evaluate", str(finished), "--out", str(blocked / "e.csv")], "--out", ["cannot write"]),
         (["evaluate", str(finished)], "--out", ["required"]),
-        (["fit"], "argument {train,evaluate}", ["invalid choice"]),
+        (["fit"], "argument {train,evaluate,sweep}", ["invalid choice"]),
     ]
     if not torch.cuda.is_available():
         cases.append((["train", "--device", "cuda"], "--device", ["not available", "no CUDA"]))

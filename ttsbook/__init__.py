@@ -31,6 +31,8 @@ from .theory import (best_mixture, context_needed, divergence_threshold, diverge
 # Knowing when to stop, and planning n and k before training.
 from .stopping import compare_rules
 from .planner import plan
+# Grids of runs on many workers (python -m ttsbook sweep).
+from .cluster import LaunchConfig, expand, launch, read_sweep, swept_scores
 # The book's scales and devices.
 from .utils import announce, book_scale, resolve_device
 

@@ -1,18 +1,20 @@
-"""Command line: ``python -m ttsbook train ...`` and ``python -m ttsbook evaluate ...``.
+"""Command line: ``python -m ttsbook train ...``, ``evaluate ...`` and ``sweep ...``.
 
 The options are generated from the fields of :class:`~ttsbook.runs.RunConfig` (with its
-nested GPTConfig and TrainConfig) and :class:`~ttsbook.finished.EvalConfig`, their help from
-the fields' help. A bad input is one line on stderr naming the option, exit status 2 (Ctrl-C:
+nested GPTConfig and TrainConfig), :class:`~ttsbook.finished.EvalConfig` and
+:class:`~ttsbook.cluster.LaunchConfig`, their help from the fields' help. A bad input is one line on stderr naming the option, exit status 2 (Ctrl-C:
 130, after saving a checkpoint); ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
 
 from .checks import BadValue, check_int
+from .cluster import LAUNCH_OPTIONS, LaunchConfig, expand, launch, pending, read_sweep, slurm_plan, submitit_installed
 from .finished import EVAL_OPTIONS, EvalConfig, evaluate_runs
 from .options import add_options, flag_of, gather
 from .runs import RUN_OPTIONS, RUN_TRAIN, RunConfig, RunInterrupted, run_dir, train_run
@@ -25,7 +27,15 @@ DESCRIPTION = {
              "interrupted one resumes with --resume.",
     "evaluate": "Error ||ŵ_k − w||²/d vs k (k = number of passes) of finished runs on fresh test "
                 "prompts, written as a tidy CSV (mean, bootstrap CI, median).",
+    "sweep": "Train and score a grid of runs (a sweep file and/or --grid options, times --seeds) "
+             "on a local process pool, a SLURM cluster (submitit) or in-process; finished runs "
+             "are skipped, interrupted ones resume; every score is collected into OUT/NAME.csv "
+             "(and .json), the table chapters read.",
 }
+# The sweep's evaluation options: EvalConfig's, its seed renamed so that it is not taken for a
+# training seed (those are --seeds).
+SWEEP_EVAL_OPTIONS = [dataclasses.replace(o, flag="--eval-seed") if o.path == ("seed",) else o
+                      for o in EVAL_OPTIONS]
 
 GROUPS = {(): "run", ("model",): "model (defaults: the --preset's)", ("train",): "training"}
 
@@ -47,7 +57,7 @@ def _shown_defaults() -> dict:
 
 def build_parser() -> Parser:
     parser = Parser(prog="ttsbook", description=__doc__.splitlines()[0].replace("``", ""))
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,sweep}")
     shown = _shown_defaults()
     train = sub.add_parser("train", help="train the GPT model with CoT (resumable)", description=DESCRIPTION["train"])
     for prefix, title in GROUPS.items():
@@ -58,7 +68,9 @@ def build_parser() -> Parser:
     ev.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="finished run directories")
     add_options(ev, EVAL_OPTIONS, shown)
     ev.add_argument("--out", type=Path, required=True, help="CSV file to write")
-    for command, options in ((train, RUN_OPTIONS), (ev, EVAL_OPTIONS)):
+    sweep = _sweep_parser(sub)
+    for command, options in ((train, RUN_OPTIONS), (ev, EVAL_OPTIONS),
+                             (sweep, LAUNCH_OPTIONS + SWEEP_EVAL_OPTIONS)):
         command.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda[:i]' "
                                                               "(default: auto)")
         command.add_argument("--threads", type=int, help="CPU threads (default: one for small models on the "
@@ -66,6 +78,76 @@ def build_parser() -> Parser:
         command.add_argument("--debug", action="store_true", help="show the traceback of an error")
         command.set_defaults(parser=command, options=options)
     return parser
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def _sweep_parser(sub) -> Parser:
+    sweep = sub.add_parser("sweep", help="train and score a grid of runs (local GPUs/CPUs, SLURM)",
+                           description=DESCRIPTION["sweep"])
+    sweep.add_argument("sweep", nargs="?", metavar="SWEEP", help="a sweep file (.toml) or the name of "
+                       "one that ships with ttsbook (e3e4_paper: chapter 8 at the paper's size)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
+                       help="an axis of the grid over any run-config field (e.g. n_points=20,30 "
+                            "or pos=learned); replaces the sweep file's axis of that field; repeat it")
+    sweep.add_argument("--seeds", type=_int_list, metavar="S1,S2", help="training seeds: one run per seed "
+                       "at every grid point (default: the sweep file's seeds, else 0)")
+    sweep.add_argument("--name", help="name of the results table OUT/NAME.csv (default: the sweep "
+                                      "file's name, else 'sweep')")
+    sweep.add_argument("--out", type=Path, default=Path("runs"), help="root folder of the run "
+                       "directories and the results table (default: runs)")
+    sweep.add_argument("--dry-run", action="store_true", help="print the plan (runs to train; for "
+                       "slurm the submitit parameters and job array) and launch nothing")
+    shown = {o.path: o.show(getattr(LaunchConfig, o.path[0])) for o in LAUNCH_OPTIONS
+             if getattr(LaunchConfig, o.path[0]) is not None}
+    add_options(sweep.add_argument_group("executor"), LAUNCH_OPTIONS, shown)
+    add_options(sweep.add_argument_group("evaluation (default: the sweep file's [eval], else "
+                                         "evaluate's defaults)"), SWEEP_EVAL_OPTIONS, {})
+    return sweep
+
+
+def _sweep(args, argv: list[str]) -> int:
+    config = LaunchConfig(**gather(args, LAUNCH_OPTIONS))
+    if config.executor == "slurm" and not args.dry_run and not submitit_installed():
+        raise BadValue("executor", "the 'slurm' executor needs submitit, which is not installed: pip "
+                                   "install 'ttsbook[cluster]'; without it: local, debug (--dry-run "
+                                   "shows the SLURM plan)")
+    name, spec = read_sweep(args.sweep) if args.sweep else ("sweep", None)
+    sweep = expand(spec, args.grid, args.seeds, gather(args, SWEEP_EVAL_OPTIONS), args.name or name)
+    root, todo = writable_dir(args.out, "out"), pending(sweep, args.out)
+    steps = sum(c.train.steps for c in todo)
+    resume = sum((run_dir(c, root) / "checkpoint.pt").exists() for c in todo)
+    print(f"sweep {sweep.name}: {len(sweep.runs)} runs x {len(sweep.evals)} evaluation settings; "
+          f"{len(sweep.runs) - len(todo)} done, {len(todo)} to run ({steps:,} training steps"
+          + (f"; {resume} resume from a checkpoint)" if resume else ")"))
+    if args.dry_run:
+        for c in todo:
+            print(f"  {c.name()}")
+        if config.executor == "slurm" and todo:
+            plan = slurm_plan(len(todo), sweep.name, config)
+            print(f"submitit.AutoExecutor(folder={str(root / 'submitit')!r}, **{plan['executor']})\n"
+                  f"update_parameters(**{plan['parameters']})\njob array: --array={plan['array']}")
+        return 0
+    try:
+        done = launch(sweep, root, config, args.device, args.threads)
+    except KeyboardInterrupt:
+        again = shlex.join(["python", "-m", "ttsbook", *argv])
+        print(f"{args.parser.prog}: interrupted: finished runs are kept, interrupted ones saved "
+              f"a checkpoint; resume with: {again}", file=sys.stderr)
+        return 130
+    for job in done["jobs"][:1]:
+        print(f"submitted {len(done['jobs'])} jobs (array {job.job_id.split('_')[0]}); logs in "
+              f"{root / 'submitit'}; once they end, run this command again to collect the results")
+    if not done["jobs"]:
+        print(f"results: {root / sweep.name}.csv")
+    for run, error in done["failures"].items():
+        print(f"{args.parser.prog}: error: run {run} failed: {error}", file=sys.stderr)
+    return 1 if done["failures"] else 0
 
 
 def _train(args, argv: list[str]) -> int:
@@ -93,7 +175,7 @@ def _evaluate(args, argv: list[str]) -> int:
 def _one_line(args, err: Exception) -> tuple[int, str]:
     """Exit status and message of an error: a bad input names its option and exits 2."""
     if isinstance(err, BadValue):
-        flag = flag_of(err.arg, args.options) or {"run": "RUN_DIR"}.get(err.arg, "--" + err.arg.replace("_", "-"))
+        flag = flag_of(err.arg, args.options) or {"run": "RUN_DIR", "sweep": "SWEEP"}.get(err.arg, "--" + err.arg.replace("_", "-"))
         return 2, f"argument {flag}: {err}"
     if isinstance(err, FileExistsError):
         return 2, f"argument --resume: {err}"
@@ -110,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         args.device = resolve_device(args.device)
         if args.threads is not None:
             check_int(args.threads, "threads")
-        return (_train if args.command == "train" else _evaluate)(args, argv)
+        return {"train": _train, "evaluate": _evaluate, "sweep": _sweep}[args.command](args, argv)
     except KeyboardInterrupt:
         print(f"{args.parser.prog}: interrupted", file=sys.stderr)
         return 130
