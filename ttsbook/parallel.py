@@ -22,6 +22,7 @@ import torch
 
 from .checks import BadValue, check_choice, check_int, check_number
 from .spectra import DTYPE
+from .stopping import residual_stop as _stop_on_residuals
 from .tasks import Prompts
 from .theory import population_error
 
@@ -206,15 +207,14 @@ def residual_stop(prompts: Prompts, w_hat: torch.Tensor, tol: float = 0.05) -> t
     """A stopping rule that sees only the prompt: per prompt, the first pass k whose
     residual ``r_k = ||y − Xŵ_k||²/m`` fell by less than a fraction ``tol`` of ``r_{k−1}``
     (``r_0 = ||y||²/m``), else the last pass. ``w_hat``: iterates (B, K, d); returns (B,)
-    values of k in 1..K."""
+    values of k in 1..K. It is :func:`ttsbook.stopping.residual_stop` with ``rtol = tol`` on
+    ``r_0, r_1, …, r_K``, counting the pass that stalled."""
     check_number(tol, "tol", 0, strict=True, high=1)
     if w_hat.ndim != 3 or w_hat.shape[0] != len(prompts):
         raise BadValue("w_hat", f"w_hat must have shape (B={len(prompts)}, K, d), "
                                 f"got {tuple(w_hat.shape)}")
     r = residual(prompts, torch.cat([torch.zeros_like(w_hat[:, :1]), w_hat], 1))
-    stalled = r[:, 1:] > (1 - tol) * r[:, :-1]                 # (B, K)
-    stalled[:, -1] = True
-    return stalled.to(torch.int8).argmax(1) + 1
+    return _stop_on_residuals(r, rtol=tol).clamp(max=w_hat.shape[1])
 
 
 def force(k_stop: torch.Tensor, extra: int = 0, n_steps: int | None = None) -> torch.Tensor:
