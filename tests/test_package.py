@@ -120,3 +120,22 @@ def test_public_api_is_what_the_book_or_a_script_needs():
               if not re.search(rf"(ttsbook|tb)\.{n}\b|from ttsbook import[^\n]*\b{n}\b", text)}
     assert not unused, f"exported but used by no chapter: {sorted(unused)}"
     assert FOR_SCRIPTS <= public
+
+
+def test_every_name_a_chapter_calls_is_exported():
+    """``ttsbook.X`` in a chapter's code (or ``from ttsbook import X``) exists in the package."""
+    import json
+    from importlib.util import find_spec
+    import re
+    missing = set()
+    for nb in (PACKAGE.parent / "book").glob("*.ipynb"):
+        for cell in json.loads(nb.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            code = "".join(cell["source"])
+            names = set(re.findall(r"\bttsbook\.([A-Za-z_]\w*)", code))
+            for group in re.findall(r"^from ttsbook import \(?([^)\n]*)", code, re.M):
+                names |= {n.strip().split(" as ")[0] for n in group.split(",") if n.strip()}
+            missing |= {f"{nb.stem}: ttsbook.{n}" for n in names
+                        if not hasattr(tb, n) and find_spec(f"ttsbook.{n}") is None}
+    assert not missing, sorted(missing)

@@ -19,7 +19,7 @@ from .train import TrainConfig, cot_loss, direct_loss, train
 from .evaluate import evaluate, prompt_errors
 # Runs on disk: train, resume, reload, score.
 from .runs import RunConfig, RunInterrupted, run_dir, train_argv, train_run
-from .finished import SHIPPED_RUNS, evaluate_runs, load_run
+from .finished import SHIPPED_RUNS, EvalConfig, evaluate_runs, load_run
 from .sweeps import label_runs
 # Closed forms (the theory).
 from .theory import (best_mixture, context_needed, divergence_threshold, divergent_fraction,
