@@ -59,6 +59,14 @@ def test_every_function_is_short():
                 assert node.end_lineno - node.lineno < 50, f"{path.name}:{node.name} is over 50 lines"
 
 
+def test_package_lines_are_at_most_100_characters():
+    long = [f"{path.relative_to(PACKAGE.parent)}:{i} ({len(line)})"
+            for path in sorted(PACKAGE.rglob("*.py"))
+            for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if len(line) > 100]
+    assert not long, "lines over 100 characters: " + ", ".join(long)
+
+
 def test_a_spectrum_is_one_registry_entry():
     for name, spectrum in SPECTRA.items():
         assert f"'{name}" in COV_HELP and spectrum.help in COV_HELP

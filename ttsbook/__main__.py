@@ -2,8 +2,9 @@
 
 The options are generated from the fields of :class:`~ttsbook.runs.RunConfig` (with its
 nested GPTConfig and TrainConfig), :class:`~ttsbook.finished.EvalConfig` and
-:class:`~ttsbook.cluster.LaunchConfig`, their help from the fields' help. A bad input is one line on stderr naming the option, exit status 2 (Ctrl-C:
-130, after saving a checkpoint); ``--debug`` shows the traceback instead.
+:class:`~ttsbook.cluster.LaunchConfig`, their help from the fields' help. A bad input is one
+line on stderr naming the option, exit status 2 (Ctrl-C: 130, after saving a checkpoint);
+``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import sys
 from pathlib import Path
 
 from .checks import BadValue, check_int
-from .cluster import LAUNCH_OPTIONS, LaunchConfig, expand, launch, pending, read_sweep, slurm_plan, submitit_installed
+from .cluster import (LAUNCH_OPTIONS, LaunchConfig, expand, launch, pending, read_sweep, slurm_plan,
+                      submitit_installed)
 from .finished import EVAL_OPTIONS, EvalConfig, evaluate_runs
 from .options import add_options, flag_of, gather
 from .runs import RUN_OPTIONS, RUN_TRAIN, RunConfig, RunInterrupted, run_dir, train_run
@@ -51,7 +53,8 @@ def _shown_defaults() -> dict:
     train = {f: getattr(TrainConfig, f) for f in TrainConfig.__dataclass_fields__} | RUN_TRAIN
     shown = {o.path: "auto" if train[o.path[1]] is None else o.show(train[o.path[1]])
               for o in RUN_OPTIONS if o.path[0] == "train"}
-    shown |= {o.path: o.show(getattr(RunConfig, o.path[0])) for o in RUN_OPTIONS if len(o.path) == 1}
+    shown |= {o.path: o.show(getattr(RunConfig, o.path[0])) for o in RUN_OPTIONS
+              if len(o.path) == 1}
     return shown | {o.path: o.show(getattr(EvalConfig, o.path[0])) for o in EVAL_OPTIONS}
 
 
@@ -59,22 +62,29 @@ def build_parser() -> Parser:
     parser = Parser(prog="ttsbook", description=__doc__.splitlines()[0].replace("``", ""))
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,sweep}")
     shown = _shown_defaults()
-    train = sub.add_parser("train", help="train the GPT model with CoT (resumable)", description=DESCRIPTION["train"])
+    train = sub.add_parser("train", help="train the GPT model with CoT (resumable)",
+                           description=DESCRIPTION["train"])
     for prefix, title in GROUPS.items():
-        add_options(train.add_argument_group(title), [o for o in RUN_OPTIONS if o.path[:-1] == prefix], shown)
-    train.add_argument("--out", type=Path, default=Path("runs"), help="root folder of run directories (default: runs)")
-    train.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
-    ev = sub.add_parser("evaluate", help="score finished runs, write a CSV", description=DESCRIPTION["evaluate"])
-    ev.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="finished run directories")
+        add_options(train.add_argument_group(title),
+                    [o for o in RUN_OPTIONS if o.path[:-1] == prefix], shown)
+    train.add_argument("--out", type=Path, default=Path("runs"),
+                       help="root folder of run directories (default: runs)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run from its checkpoint")
+    ev = sub.add_parser("evaluate", help="score finished runs, write a CSV",
+                        description=DESCRIPTION["evaluate"])
+    ev.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR",
+                    help="finished run directories")
     add_options(ev, EVAL_OPTIONS, shown)
     ev.add_argument("--out", type=Path, required=True, help="CSV file to write")
     sweep = _sweep_parser(sub)
     for command, options in ((train, RUN_OPTIONS), (ev, EVAL_OPTIONS),
                              (sweep, LAUNCH_OPTIONS + SWEEP_EVAL_OPTIONS)):
-        command.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda[:i]' "
-                                                              "(default: auto)")
-        command.add_argument("--threads", type=int, help="CPU threads (default: one for small models on the "
-                                                         "CPU unless OMP_NUM_THREADS is set, else torch's)")
+        command.add_argument("--device", default="auto",
+                             help="'auto' (CUDA when present), 'cpu' or 'cuda[:i]' (default: auto)")
+        command.add_argument("--threads", type=int,
+                             help="CPU threads (default: one for small models on the CPU unless "
+                                  "OMP_NUM_THREADS is set, else torch's)")
         command.add_argument("--debug", action="store_true", help="show the traceback of an error")
         command.set_defaults(parser=command, options=options)
     return parser
@@ -84,19 +94,23 @@ def _int_list(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas, got {text!r}") from None
 
 
 def _sweep_parser(sub) -> Parser:
     sweep = sub.add_parser("sweep", help="train and score a grid of runs (local GPUs/CPUs, SLURM)",
                            description=DESCRIPTION["sweep"])
-    sweep.add_argument("sweep", nargs="?", metavar="SWEEP", help="a sweep file (.toml) or the name of "
-                       "one that ships with ttsbook (e3e4_paper: chapter 8 at the paper's size)")
+    sweep.add_argument("sweep", nargs="?", metavar="SWEEP",
+                       help="a sweep file (.toml) or the name of one that ships with ttsbook "
+                            "(e3e4_paper: chapter 8 at the paper's size)")
     sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
                        help="an axis of the grid over any run-config field (e.g. n_points=20,30 "
-                            "or pos=learned); replaces the sweep file's axis of that field; repeat it")
-    sweep.add_argument("--seeds", type=_int_list, metavar="S1,S2", help="training seeds: one run per seed "
-                       "at every grid point (default: the sweep file's seeds, else 0)")
+                            "or pos=learned); replaces the sweep file's axis of that field; "
+                            "repeat it")
+    sweep.add_argument("--seeds", type=_int_list, metavar="S1,S2",
+                       help="training seeds: one run per seed at every grid point (default: the "
+                            "sweep file's seeds, else 0)")
     sweep.add_argument("--name", help="name of the results table OUT/NAME.csv (default: the sweep "
                                       "file's name, else 'sweep')")
     sweep.add_argument("--out", type=Path, default=Path("runs"), help="root folder of the run "
@@ -114,9 +128,9 @@ def _sweep_parser(sub) -> Parser:
 def _sweep(args, argv: list[str]) -> int:
     config = LaunchConfig(**gather(args, LAUNCH_OPTIONS))
     if config.executor == "slurm" and not args.dry_run and not submitit_installed():
-        raise BadValue("executor", "the 'slurm' executor needs submitit, which is not installed: pip "
-                                   "install 'ttsbook[cluster]'; without it: local, debug (--dry-run "
-                                   "shows the SLURM plan)")
+        raise BadValue("executor", "the 'slurm' executor needs submitit, which is not installed: "
+                                   "pip install 'ttsbook[cluster]'; without it: local, debug "
+                                   "(--dry-run shows the SLURM plan)")
     name, spec = read_sweep(args.sweep) if args.sweep else ("sweep", None)
     sweep = expand(spec, args.grid, args.seeds, gather(args, SWEEP_EVAL_OPTIONS), args.name or name)
     root, todo = writable_dir(args.out, "out"), pending(sweep, args.out)
@@ -130,8 +144,10 @@ def _sweep(args, argv: list[str]) -> int:
             print(f"  {c.name()}")
         if config.executor == "slurm" and todo:
             plan = slurm_plan(len(todo), sweep.name, config)
-            print(f"submitit.AutoExecutor(folder={str(root / 'submitit')!r}, **{plan['executor']})\n"
-                  f"update_parameters(**{plan['parameters']})\njob array: --array={plan['array']}")
+            print(f"submitit.AutoExecutor(folder={str(root / 'submitit')!r}, "
+                  f"**{plan['executor']})\n"
+                  f"update_parameters(**{plan['parameters']})\n"
+                  f"job array: --array={plan['array']}")
         return 0
     try:
         done = launch(sweep, root, config, args.device, args.threads)
@@ -158,7 +174,8 @@ def _train(args, argv: list[str]) -> int:
     try:
         print(train_run(config, args.out, args.device, resume=args.resume, threads=args.threads))
     except RunInterrupted as stop:
-        command = shlex.join(["python", "-m", "ttsbook", *argv] + ([] if args.resume else ["--resume"]))
+        command = shlex.join(["python", "-m", "ttsbook", *argv]
+                             + ([] if args.resume else ["--resume"]))
         print(f"{args.parser.prog}: interrupted: {stop}; resume with: {command}", file=sys.stderr)
         return 130
     return 0
@@ -166,7 +183,8 @@ def _train(args, argv: list[str]) -> int:
 
 def _evaluate(args, argv: list[str]) -> int:
     writable_dir(args.out.parent, "out")
-    df = evaluate_runs(args.runs, **gather(args, EVAL_OPTIONS), device=args.device, threads=args.threads)
+    df = evaluate_runs(args.runs, **gather(args, EVAL_OPTIONS), device=args.device,
+                       threads=args.threads)
     df.to_csv(args.out, index=False)
     print(args.out)
     return 0
@@ -175,7 +193,8 @@ def _evaluate(args, argv: list[str]) -> int:
 def _one_line(args, err: Exception) -> tuple[int, str]:
     """Exit status and message of an error: a bad input names its option and exits 2."""
     if isinstance(err, BadValue):
-        flag = flag_of(err.arg, args.options) or {"run": "RUN_DIR", "sweep": "SWEEP"}.get(err.arg, "--" + err.arg.replace("_", "-"))
+        flag = flag_of(err.arg, args.options) or {"run": "RUN_DIR", "sweep": "SWEEP"}.get(
+            err.arg, "--" + err.arg.replace("_", "-"))
         return 2, f"argument {flag}: {err}"
     if isinstance(err, FileExistsError):
         return 2, f"argument --resume: {err}"

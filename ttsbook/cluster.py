@@ -65,9 +65,9 @@ class Sweep:
 class LaunchConfig:
     """Where and how a sweep runs; every field is an option of ``python -m ttsbook sweep``."""
 
-    executor: str = param("local", "local: a process pool (one run per visible GPU, else one per CPU "
-                                   "core, one thread each); slurm: a submitit job array; debug: "
-                                   "in-process, one after the other", choices=EXECUTORS)
+    executor: str = param("local", "local: a process pool (one run per visible GPU, else one per "
+                                   "CPU core, one thread each); slurm: a submitit job array; "
+                                   "debug: in-process, one after the other", choices=EXECUTORS)
     workers: int | None = param(None, "local: at most this many runs at once (default: one per "
                                       "GPU or CPU core)", parse=int, metavar="N")
     partition: str | None = param(None, "slurm: partition (default: the cluster's)", parse=str)
@@ -101,7 +101,8 @@ def field_name(o: Option) -> str:
 
 
 def field_option(name: str, arg: str = "grid") -> Option:
-    """The option of the run-config field ``name``: ``n_points``, ``--n-points`` or ``model.pos``."""
+    """The option of the run-config field ``name``: ``n_points``, ``--n-points`` or
+    ``model.pos``."""
     key = name.strip().lstrip("-").replace("-", "_")
     for o in RUN_OPTIONS:
         if key in (field_name(o), o.dest):
@@ -122,7 +123,8 @@ def field_value(o: Option, value, arg: str = "grid"):
             return o.parse(value)
         except ValueError:
             pass
-    raise BadValue(arg, f"field {field_name(o)}: expected {o.metavar or 'true or false'}, got {value!r}")
+    raise BadValue(arg, f"field {field_name(o)}: expected {o.metavar or 'true or false'}, "
+                        f"got {value!r}")
 
 
 def parse_grid(items) -> dict:
@@ -159,7 +161,8 @@ def read_sweep(sweep: str | Path) -> tuple[str, dict]:
     except tomllib.TOMLDecodeError as err:
         raise BadValue("sweep", f"{path} is not valid TOML ({err})") from None
     if unknown := sorted(set(spec) - set(SWEEP_KEYS)):
-        raise BadValue("sweep", f"{path}: unknown key(s) {unknown}; allowed: {', '.join(SWEEP_KEYS)}")
+        raise BadValue("sweep", f"{path}: unknown key(s) {unknown}; "
+                                f"allowed: {', '.join(SWEEP_KEYS)}")
     return spec.get("name", path.stem), spec
 
 
@@ -194,8 +197,8 @@ def _table(spec: dict, key: str, arg: str) -> dict:
     out = {}
     for name, value in table.items():
         o = field_option(name, arg)
-        out[o] = [field_value(o, v, arg) for v in value] if isinstance(value, list) and key == "grid" \
-            else field_value(o, value, arg)
+        out[o] = [field_value(o, v, arg) for v in value] \
+            if isinstance(value, list) and key == "grid" else field_value(o, value, arg)
     return out
 
 
@@ -203,7 +206,8 @@ def _blocks(spec: dict, arg: str) -> list[dict]:
     """The ``[[grid]]`` blocks (or one ``[grid]`` table) as ``{option: [values]}``."""
     blocks = spec.get("grid", [{}])
     blocks = [blocks] if isinstance(blocks, dict) else blocks
-    return [{o: v if isinstance(v, list) else [v] for o, v in _table({"grid": b}, "grid", arg).items()}
+    return [{o: v if isinstance(v, list) else [v]
+             for o, v in _table({"grid": b}, "grid", arg).items()}
             for b in blocks]
 
 
@@ -211,7 +215,8 @@ def _evals(spec: dict, overrides: dict, arg: str) -> list[EvalConfig]:
     table = spec.get("eval", {}) | overrides
     fields = [f.name for f in dataclasses.fields(EvalConfig)]
     if unknown := sorted(set(table) - set(fields)):
-        raise BadValue(arg, f"unknown eval field(s) {unknown}; eval fields are: {', '.join(fields)}")
+        raise BadValue(arg, f"unknown eval field(s) {unknown}; "
+                            f"eval fields are: {', '.join(fields)}")
     lists = {k: v if isinstance(v, list) else [v] for k, v in table.items()}
     if empty := [k for k, v in lists.items() if not v]:
         raise BadValue(arg, f"empty grid: eval field {empty[0]} has no values")
@@ -258,7 +263,8 @@ def pending(sweep: Sweep, root: str | Path) -> list[RunConfig]:
             if not all(score_file(run_dir(c, root), e).exists() for e in sweep.evals)]
 
 
-def run_job(record: dict, root: str, evals: list, device: str = "auto", threads: int | None = None) -> str:
+def run_job(record: dict, root: str, evals: list, device: str = "auto",
+            threads: int | None = None) -> str:
     """Train the run of ``record`` (a :meth:`RunConfig.record`; resuming from its checkpoint, a
     finished run is skipped), then score it on each of ``evals`` (dicts of :class:`EvalConfig`
     fields) not yet scored. Returns the run's directory name."""
@@ -269,7 +275,8 @@ def run_job(record: dict, root: str, evals: list, device: str = "auto", threads:
         if target.exists():
             continue
         df = evaluate_runs([path], **fields, device=device, threads=threads)
-        df = df.assign(run_id=config.run_id(), n_prompts=fields["n_prompts"], eval_seed=fields["seed"])
+        df = df.assign(run_id=config.run_id(), n_prompts=fields["n_prompts"],
+                       eval_seed=fields["seed"])
         df.to_csv(target.with_name(target.name + ".tmp"), index=False)
         os.replace(target.with_name(target.name + ".tmp"), target)  # atomic, like checkpoints
     return path.name
@@ -330,7 +337,8 @@ def _pool_job(*args) -> tuple[str | None, str | None]:
         return None, f"{type(err).__name__}: {err}"
 
 
-def run_local(records: list, root, evals: list, device: torch.device, workers: int | None = None) -> dict:
+def run_local(records: list, root, evals: list, device: torch.device,
+              workers: int | None = None) -> dict:
     """Run the jobs on a pool of spawned worker processes (:func:`local_slots`).
     Returns ``{record index: error}`` for the jobs that failed; Ctrl-C cancels the rest."""
     import multiprocessing
@@ -341,10 +349,12 @@ def run_local(records: list, root, evals: list, device: torch.device, workers: i
     for slot in slots[:size]:
         queue.put(slot)
     job = ("cuda", None) if device.type == "cuda" else ("cpu", 1)
-    pool = ProcessPoolExecutor(size, mp_context=context, initializer=_init_worker, initargs=(queue, stop))
+    pool = ProcessPoolExecutor(size, mp_context=context, initializer=_init_worker,
+                               initargs=(queue, stop))
     failures = {}
     try:
-        futures = {pool.submit(_pool_job, r, str(root), evals, *job): i for i, r in enumerate(records)}
+        futures = {pool.submit(_pool_job, r, str(root), evals, *job): i
+                   for i, r in enumerate(records)}
         for future in as_completed(futures):
             if error := future.result()[1]:
                 failures[futures[future]] = error
@@ -356,7 +366,8 @@ def run_local(records: list, root, evals: list, device: torch.device, workers: i
     return failures
 
 
-def run_debug(records: list, root, evals: list, device: torch.device, threads: int | None = None) -> dict:
+def run_debug(records: list, root, evals: list, device: torch.device,
+              threads: int | None = None) -> dict:
     """Run the jobs one after the other in this process (errors propagate)."""
     for record in records:
         run_job(record, str(root), evals, str(device), threads)
@@ -368,8 +379,9 @@ def slurm_plan(n_jobs: int, name: str, launch: LaunchConfig) -> dict:
     (``AutoExecutor``'s keywords), ``parameters`` (``update_parameters``') and ``array`` (the
     job array of the ``n_jobs`` runs as submitit writes ``#SBATCH --array``)."""
     parallelism = launch.array_parallelism or n_jobs
-    parameters = {"name": f"ttsbook-{name}", "timeout_min": launch.time, "nodes": 1, "tasks_per_node": 1,
-                  "gpus_per_node": launch.gpus, "slurm_array_parallelism": parallelism}
+    parameters = {"name": f"ttsbook-{name}", "timeout_min": launch.time, "nodes": 1,
+                  "tasks_per_node": 1, "gpus_per_node": launch.gpus,
+                  "slurm_array_parallelism": parallelism}
     parameters |= {"slurm_partition": launch.partition} if launch.partition else {}
     parameters |= {"cpus_per_task": launch.cpus} if launch.cpus else {}
     return {"executor": {"cluster": "slurm", "slurm_max_num_timeout": launch.requeues},
@@ -408,14 +420,16 @@ def collect(sweep: Sweep, root: str | Path, write: bool = True) -> pd.DataFrame:
     columns, then ``run_id``, ``n_prompts``, ``eval_seed`` and the grid's axes. With ``write``
     it is saved as ``root/<name>.csv`` and ``.json`` (when any run is scored)."""
     frames = [read_results(score_file(run_dir(c, root), e)).assign(
-                  **{a: _axis_value(c, a) for a in sweep.axes if a not in ("train_cov", "pos", "cot_steps")})
+                  **{a: _axis_value(c, a) for a in sweep.axes
+                     if a not in ("train_cov", "pos", "cot_steps")})
               for c in sweep.runs for e in sweep.evals if score_file(run_dir(c, root), e).exists()]
     if not frames:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)
     if write:
         for suffix, save in ((".csv", lambda p: table.to_csv(p, index=False)),
-                             (".json", lambda p: table.to_json(p, orient="records", indent=1, double_precision=15))):
+                             (".json", lambda p: table.to_json(p, orient="records", indent=1,
+                                                               double_precision=15))):
             target = Path(root) / f"{sweep.name}{suffix}"
             save(target.with_name(target.name + ".tmp"))
             os.replace(target.with_name(target.name + ".tmp"), target)

@@ -53,7 +53,8 @@ class EvalConfig:
     m: int = param(10, "examples per test prompt")
     k_max: int = param(20, "evaluate k = 1..K_MAX passes")
     n_prompts: int = param(2000, "test prompts")
-    seed: int = param(1, "seed of the test prompts (drawn from the eval split, never a training batch)")
+    seed: int = param(1, "seed of the test prompts (drawn from the eval split, never a training "
+                         "batch)")
 
     def __post_init__(self):
         for name in ("m", "k_max", "n_prompts"):
@@ -80,7 +81,8 @@ def evaluate_runs(paths, *args, device: str | torch.device = "auto", threads: in
     runs = [(Path(p), load_config(p), load_run(p, device)) for p in paths]
     frames = []
     for path, config, model in runs:
-        task = make_task(check_cov_spec(spec.test_cov, model.config.n_dims, "test_cov"), model.config.n_dims)
+        task = make_task(check_cov_spec(spec.test_cov, model.config.n_dims, "test_cov"),
+                         model.config.n_dims)
         with thread_policy(model, device, threads):
             df = evaluate({path.name: model}, task, spec.m, spec.k_max, n_prompts=spec.n_prompts,
                           seed=spec.seed, device=device)

@@ -53,9 +53,11 @@ def options(config_class, prefix: tuple = ()) -> list[Option]:
             found += options(meta["nested"], path)
         elif "help" in meta:
             kind = meta.get("parse", type(f.default))
-            found.append(Option(path, meta.get("flag", "--" + f.name.replace("_", "-")), plain(meta["help"]),
-                                kind, meta.get("show", str), meta.get("choices"),
-                                meta.get("metavar", None if kind is bool or "choices" in meta else f.name.upper())))
+            found.append(Option(path, meta.get("flag", "--" + f.name.replace("_", "-")),
+                                plain(meta["help"]), kind, meta.get("show", str),
+                                meta.get("choices"),
+                                meta.get("metavar", None if kind is bool or "choices" in meta
+                                         else f.name.upper())))
     return found
 
 
@@ -70,7 +72,8 @@ def _reader(o: Option) -> Callable:
     return read
 
 
-def add_options(parser: argparse.ArgumentParser, opts: Iterable[Option], shown: Mapping[tuple, str]) -> None:
+def add_options(parser: argparse.ArgumentParser, opts: Iterable[Option],
+                shown: Mapping[tuple, str]) -> None:
     """Add ``opts`` to ``parser``; only options given on the command line reach the namespace.
 
     ``shown`` maps an option's path to the default written in its help (none if absent).
@@ -81,8 +84,8 @@ def add_options(parser: argparse.ArgumentParser, opts: Iterable[Option], shown: 
             parser.add_argument(o.flag, action=argparse.BooleanOptionalAction, dest=o.dest,
                                 default=argparse.SUPPRESS, help=o.help + default)
         else:
-            parser.add_argument(o.flag, type=_reader(o), choices=o.choices, metavar=o.metavar, dest=o.dest,
-                                default=argparse.SUPPRESS, help=o.help + default)
+            parser.add_argument(o.flag, type=_reader(o), choices=o.choices, metavar=o.metavar,
+                                dest=o.dest, default=argparse.SUPPRESS, help=o.help + default)
 
 
 def gather(namespace: argparse.Namespace, opts: Iterable[Option]) -> dict:
@@ -99,7 +102,8 @@ def gather(namespace: argparse.Namespace, opts: Iterable[Option]) -> dict:
 
 
 def to_argv(values: Iterable[tuple[tuple, object]], opts: Iterable[Option]) -> list[str]:
-    """Command-line words setting each ``(path, value)``, in order; a bool option appears when true."""
+    """Command-line words setting each ``(path, value)``, in order; a bool option appears when
+    true."""
     by_path = {o.path: o for o in opts}
     argv = []
     for path, value in values:

@@ -57,13 +57,15 @@ class RunConfig:
     be given flat (``steps=..., lr=...``); training fields not given take ``RUN_TRAIN``'s values.
     """
 
-    preset: str = param("cpu", "model size: the defaults of the model options", choices=tuple(PRESETS))
+    preset: str = param("cpu", "model size: the defaults of the model options",
+                        choices=tuple(PRESETS))
     model: GPTConfig = param(None, nested=GPTConfig)
     n_points: int | list = param(10, "training context n, or LO:HI: n drawn uniformly per batch "
                                      "(a pure function of (seed, step); for learned positions)",
                                  parse=_n_points_arg, show=_n_points_text, metavar="N|LO:HI")
     train_cov: str = param("isotropic", "training " + COV_HELP, metavar="SPEC")
-    cot_steps: int = param(8, "K: supervised passes per prompt (1 = direct prediction)", metavar="K")
+    cot_steps: int = param(8, "K: supervised passes per prompt (1 = direct prediction)",
+                           metavar="K")
     train: TrainConfig = param(None, nested=TrainConfig)
     ckpt_every: int = param(250, "steps between checkpoints (does not change the result)")
     compile: bool = param(False, "torch.compile the model on CUDA (does not change the result)")
@@ -94,7 +96,8 @@ class RunConfig:
         if isinstance(self.n_points, (tuple, list)):
             self.n_points = [check_int(v, "n_points") for v in self.n_points]
             if len(self.n_points) != 2 or self.n_points[0] > self.n_points[1]:
-                raise BadValue("n_points", f"n_points range must be LO:HI with 1 <= LO <= HI, got {self.n_points}")
+                raise BadValue("n_points", f"n_points range must be LO:HI with 1 <= LO <= HI, "
+                                           f"got {self.n_points}")
         else:
             check_int(self.n_points, "n_points")
         check_int(self.cot_steps, "cot_steps")
@@ -110,13 +113,15 @@ class RunConfig:
 
     def record(self) -> dict:
         """The flat form saved as ``config.json``: the fields, ``model`` as its overrides of the
-        preset (``pos`` always), ``train``'s fields in place; ``RunConfig(**record)`` rebuilds it."""
+        preset (``pos`` always), ``train``'s fields in place; ``RunConfig(**record)`` rebuilds
+        it."""
         base, out = PRESETS[self.preset], {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name == "model":
-                out["model"] = {"pos": value.pos} | {k: v for k, v in dataclasses.asdict(value).items()
-                                                     if v != getattr(base, k)}
+                out["model"] = ({"pos": value.pos}
+                                | {k: v for k, v in dataclasses.asdict(value).items()
+                                   if v != getattr(base, k)})
             elif f.name == "train":
                 out |= {k: v for k, v in dataclasses.asdict(value).items()
                         if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
@@ -131,7 +136,8 @@ class RunConfig:
 
     def name(self) -> str:
         cov = re.sub(r"[^A-Za-z0-9.]+", "", self.train_cov)
-        return f"{self.preset}-n{_n_points_text(self.n_points).replace(':', '-')}-{cov}-k{self.cot_steps}-{self.run_id()}"
+        return (f"{self.preset}-n{_n_points_text(self.n_points).replace(':', '-')}-{cov}"
+                f"-k{self.cot_steps}-{self.run_id()}")
 
     def n_points_at(self, step: int) -> int:
         """Training context n of batch ``step``: a pure function of ``(seed, step)``."""
@@ -167,7 +173,8 @@ class RunInterrupted(KeyboardInterrupt):
     (not when a second Ctrl-C cut a step short: then the last periodic checkpoint stays)."""
 
     def __init__(self, path: Path, step: int, steps: int, saved: bool):
-        where = "checkpoint saved in" if saved else "mid-step, so the last periodic checkpoint stays in"
+        where = ("checkpoint saved in" if saved
+                 else "mid-step, so the last periodic checkpoint stays in")
         super().__init__(f"stopped at step {step} of {steps}; {where} {path}")
         self.path, self.step, self.steps, self.saved = path, step, steps, saved
 
@@ -186,8 +193,8 @@ def train_run(config: RunConfig, root: str | Path, device: str | torch.device = 
         return out
     ckpt = out / "checkpoint.pt"
     if ckpt.exists() and not resume:
-        raise FileExistsError(f"{out} holds an interrupted run: add --resume (in Python resume=True) "
-                              "to continue it, or delete that folder to start over")
+        raise FileExistsError(f"{out} holds an interrupted run: add --resume (in Python "
+                              "resume=True) to continue it, or delete that folder to start over")
     (writable_dir(out) / "config.json").write_text(json.dumps(config.record(), indent=2) + "\n")
     model = GPT(config.model)
 
@@ -201,11 +208,13 @@ def train_run(config: RunConfig, root: str | Path, device: str | torch.device = 
     loss = functools.partial(cot_loss, n_steps=config.cot_steps,
                              forward=torch.compile(model, dynamic=True) if compiled else model)
     try:
-        trainer.fit(make_task(config.train_cov, config.model.n_dims), config.n_points_at, loss, desc=out.name)
+        trainer.fit(make_task(config.train_cov, config.model.n_dims), config.n_points_at, loss,
+                    desc=out.name)
     except KeyboardInterrupt:
         if not trainer.in_step:  # a step boundary: a consistent point to resume from
             save_checkpoint(ckpt, model, **trainer.state_dict())
-        raise RunInterrupted(out, trainer.steps_done, config.train.steps, not trainer.in_step) from None
+        raise RunInterrupted(out, trainer.steps_done, config.train.steps,
+                             not trainer.in_step) from None
     save_checkpoint(out / "model.pt", model.cpu(), run_config=config.record())
     pd.DataFrame(trainer.history).to_csv(out / "history.csv", index=False)
     (out / "done").write_text("complete\n")

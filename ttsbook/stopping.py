@@ -175,7 +175,8 @@ def relax(iterates: torch.Tensor, eta) -> torch.Tensor:
         raise BadValue("eta", f"eta must lie in (0, 1], got min {eta.min().item():.3g}, "
                        f"max {eta.max().item():.3g}")
     j = torch.arange(K + 1, dtype=DTYPE)
-    log_c = torch.lgamma(torch.tensor(K + 1.0, dtype=DTYPE)) - torch.lgamma(j + 1) - torch.lgamma(K - j + 1)
+    log_c = (torch.lgamma(torch.tensor(K + 1.0, dtype=DTYPE)) - torch.lgamma(j + 1)
+             - torch.lgamma(K - j + 1))
     log_stay = torch.log1p(-eta.clamp(max=1 - 1e-16))[:, None]     # log(1 − η), finite
     weight = torch.exp(log_c + (K - j) * log_stay + j * torch.log(eta)[:, None])  # (B, K+1)
     weight[eta == 1] = torch.nn.functional.one_hot(torch.tensor(K), K + 1).to(DTYPE)
@@ -221,7 +222,8 @@ def rule_errors(predictor, prompts: Prompts, budgets, *, V=None, n_folds: int = 
         last = damped[:, b - 1] if V is not None else _black_box_damped(W[:, :b], prompts.w, theta)
         cols["damped"].append((last, torch.full_like(stop, b)))
     out = {"fixed k": (fixed, torch.arange(1, K + 1).expand(len(W), K))}
-    out.update({name: tuple(torch.stack(p, 1) for p in zip(*pairs)) for name, pairs in cols.items()})
+    out.update({name: tuple(torch.stack(p, 1) for p in zip(*pairs))
+                for name, pairs in cols.items()})
     return out
 
 
