@@ -24,10 +24,10 @@ $(VENV)/.installed: pyproject.toml
 book: env  ## execute every chapter (cached) and write the HTML to _build/html
 	$(VENV)/bin/jupyter-book build . -W --keep-going
 
-test: browser-deps unit nbval html  ## unit tests, nbval over every chapter run alone, the HTML and browser checks
+test: browser-deps unit nbval html  ## unit tests (two at a time), nbval over every chapter run alone, the HTML and browser checks
 
 unit: env
-	$(PY) -m pytest -q tests --ignore=tests/test_book.py --ignore=tests/test_browser.py
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests --ignore=tests/test_book.py --ignore=tests/test_browser.py
 
 # Debian's headless Chromium and its WebDriver, for tests/test_browser.py; installed only when
 # missing (apt-get needs root: sudo is used when not root). Selenium comes with the book extra.
