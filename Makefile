@@ -24,7 +24,10 @@ $(VENV)/.installed: pyproject.toml
 book: env  ## execute every chapter (cached) and write the HTML to _build/html
 	$(VENV)/bin/jupyter-book build . -W --keep-going
 
-test: browser-deps unit nbval html  ## unit tests (two at a time), nbval over every chapter run alone, the HTML and browser checks
+# The three environments are made side by side first (pip mostly uses one core), then the tests.
+test:  ## unit tests (two at a time), nbval over every chapter run alone, the HTML and browser checks
+	$(MAKE) -j2 env lone-env browser-deps
+	$(MAKE) unit nbval html
 
 unit: env
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests --ignore=tests/test_book.py --ignore=tests/test_browser.py
@@ -44,6 +47,13 @@ $(LONE)/.installed: pyproject.toml
 	$(LONE)/bin/python -m pip install -q "$(TORCH)"
 	$(LONE)/bin/python -m pip wheel -q --no-deps -w $(WHEELS) .
 	$(LONE)/bin/python -m pip install -q "$$(ls $(WHEELS)/ttsbook-*.whl)[test]"
+	touch $@ $(LONE)/.wheel
+
+# The installed wheel is rebuilt only when a file of the package has changed since.
+PACKAGE_FILES := pyproject.toml $(shell find ttsbook -type f -not -path '*/__pycache__/*')
+$(LONE)/.wheel: $(LONE)/.installed $(PACKAGE_FILES)
+	rm -rf $(WHEELS) build && $(LONE)/bin/python -m pip wheel -q --no-deps -w $(WHEELS) .
+	$(LONE)/bin/python -m pip install -q --no-deps --force-reinstall $(WHEELS)/ttsbook-*.whl
 	touch $@
 
 lone-env: $(LONE)/.installed
@@ -55,9 +65,7 @@ lone-env: $(LONE)/.installed
 # (rounded key numbers); each chapter asserts its claims in-cell, so every cell still has to run.
 # Strict nbval would compare figure PNG bytes and float noise that differ across machines.
 # Two chapters run at a time (pytest-xdist, whole notebooks per worker), one thread each.
-nbval: lone-env
-	rm -rf $(WHEELS) build && $(LONE)/bin/python -m pip wheel -q --no-deps -w $(WHEELS) .
-	$(LONE)/bin/python -m pip install -q --no-deps --force-reinstall $(WHEELS)/ttsbook-*.whl
+nbval: $(LONE)/.wheel
 	tmp=$$(mktemp -d) && for nb in book/*.ipynb; do \
 	    name=$$(basename $$nb .ipynb); mkdir $$tmp/$$name && cp $$nb $$tmp/$$name/; done && \
 	cd $$tmp && OMP_NUM_THREADS=1 $(CURDIR)/$(LONE)/bin/python -m pytest -q -p no:cacheprovider \
