@@ -8,9 +8,9 @@ import pytest
 import ttsbook.cluster as cluster
 import ttsbook.runs
 from ttsbook.__main__ import main
-from ttsbook.cluster import (LaunchConfig, TrainJob, collect, expand, launch, pending, read_results,
-                             read_sweep, slurm_plan, swept_scores)
+from ttsbook.cluster import LaunchConfig, TrainJob, launch, slurm_plan
 from ttsbook.finished import EvalConfig, evaluate_runs
+from ttsbook.grids import collect, expand, pending, read_results, read_sweep, swept_scores
 from ttsbook.runs import RunConfig, run_dir
 
 # A 2 x 2 grid of tiny runs (n x training seed), each a fraction of a second on one CPU thread.

@@ -17,7 +17,7 @@ from ttsbook.spectra import COV_HELP, SPECTRA
 LAYERS = [
     {"checks", "options"}, {"utils", "spectra"}, {"tasks"}, {"theory", "tokens"},
     {"lsa", "gpt", "predictors", "evaluate"}, {"train", "stopping"},
-    {"runs", "sweeps", "plots", "parallel"}, {"finished", "planner"}, {"cluster"},
+    {"runs", "sweeps", "plots", "parallel"}, {"finished", "planner"}, {"grids"}, {"cluster"},
     {"__main__", "__init__"},
 ]
 PACKAGE = Path(tb.__file__).parent

@@ -32,7 +32,8 @@ from .theory import (best_mixture, context_needed, divergence_threshold, diverge
 from .stopping import compare_rules
 from .planner import plan
 # Grids of runs on many workers (python -m ttsbook sweep).
-from .cluster import LaunchConfig, expand, launch, read_sweep, swept_scores
+from .grids import expand, read_sweep, swept_scores
+from .cluster import LaunchConfig, launch
 # The book's scales and devices.
 from .utils import announce, book_scale, resolve_device
 

@@ -2,9 +2,10 @@
 
 The options are generated from the fields of :class:`~ttsbook.runs.RunConfig` (with its
 nested GPTConfig and TrainConfig), :class:`~ttsbook.finished.EvalConfig` and
-:class:`~ttsbook.cluster.LaunchConfig`, their help from the fields' help. A bad input is one
-line on stderr naming the option, exit status 2 (Ctrl-C: 130, after saving a checkpoint);
-``--debug`` shows the traceback instead.
+:class:`~ttsbook.cluster.LaunchConfig` (how a sweep runs; its grid and results table are
+:mod:`ttsbook.grids`'s), their help from the fields' help. A bad input is one line on stderr
+naming the option, exit status 2 (Ctrl-C: 130, after saving a checkpoint); ``--debug`` shows the
+traceback instead.
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import sys
 from pathlib import Path
 
 from .checks import BadValue, check_int
-from .cluster import (LAUNCH_OPTIONS, LaunchConfig, expand, launch, pending, read_sweep, slurm_plan,
-                      submitit_installed)
+from .cluster import LAUNCH_OPTIONS, LaunchConfig, launch, slurm_plan, submitit_installed
 from .finished import EVAL_OPTIONS, EvalConfig, evaluate_runs
+from .grids import expand, pending, read_sweep
 from .options import add_options, flag_of, gather
 from .runs import RUN_OPTIONS, RUN_TRAIN, RunConfig, RunInterrupted, run_dir, train_run
 from .train import TrainConfig
