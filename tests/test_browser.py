@@ -22,7 +22,6 @@ import http.server
 import os
 import threading
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 

@@ -1,6 +1,5 @@
 """``python -m ttsbook sweep``: grids of tiny runs on the local, debug and SLURM executors."""
 import dataclasses
-import json
 
 import pandas as pd
 import pytest
@@ -9,7 +8,7 @@ import ttsbook.cluster as cluster
 import ttsbook.runs
 from ttsbook.__main__ import main
 from ttsbook.cluster import LaunchConfig, TrainJob, launch, slurm_plan
-from ttsbook.finished import EvalConfig, evaluate_runs
+from ttsbook.finished import evaluate_runs
 from ttsbook.grids import collect, expand, pending, read_results, read_sweep, swept_scores
 from ttsbook.runs import RunConfig, run_dir
 

@@ -121,3 +121,19 @@ def test_task_kinds_order_hardness():
         tb.task_kinds(10, 8, 2, 0.5, 0.05)
     with pytest.raises(ValueError, match="eps_hard"):
         tb.task_kinds(10, 2, 8, 0.05, 0.5)
+
+
+def test_prompts_know_their_moments_residuals_and_errors():
+    task = tb.RegressionTask(tb.power_law(4, 1.0))
+    p = task.sample(9, 50, seed=2)
+    S, b = p.moments()
+    assert S.dtype == torch.float64 and S.shape == (50, 4, 4) and b.shape == (50, 4)
+    assert torch.allclose(torch.einsum("bij,bj->bi", S, p.w.double()), b)  # noiseless: Ŝw = b
+    w_hat = torch.randn(50, 3, 2, 4, dtype=torch.float64)                   # any leading shape
+    r, e = p.residuals(w_hat), p.errors(w_hat)
+    assert r.shape == e.shape == (50, 3, 2)
+    X, y = p.X.double(), p.y.double()
+    direct = ((y[:, None, :] - torch.einsum("bnd,bkd->bkn", X, w_hat[:, :, 1])) ** 2).mean(-1)
+    assert torch.allclose(r[:, :, 1], direct)
+    assert torch.allclose(e[:, 2, 0], ((w_hat[:, 2, 0] - p.w.double()) ** 2).mean(-1))
+    assert p.residuals(p.w.double()).abs().max() < 1e-10 and p.errors(p.w.double()).max() == 0

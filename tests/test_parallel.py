@@ -1,5 +1,4 @@
 """Parallel test-time compute: chains, aggregation, the 1/N law, allocation, budget forcing."""
-import numpy as np
 import pytest
 import torch
 
@@ -51,15 +50,15 @@ def test_mean_and_best_of_n_aggregation(setup):
     w_hat = P.run_chains(V, prompts, 8, 4, noise_std=0.3, seed=1)
     torch.testing.assert_close(P.aggregate(prompts, w_hat, "mean"), w_hat.mean(1))
     best = P.aggregate(prompts, w_hat, "best")
-    r = P.residual(prompts, w_hat)                                   # (B, N, k)
-    assert torch.equal(P.residual(prompts, best), r.min(1).values)   # the verifier's pick
+    r = prompts.residuals(w_hat)                                   # (B, N, k)
+    assert torch.equal(prompts.residuals(best), r.min(1).values)   # the verifier's pick
     # the verifier is right on average: the picked chain beats a random chain
-    assert P.errors(prompts, best).mean() < P.errors(prompts, w_hat).mean()
+    assert prompts.errors(best).mean() < prompts.errors(w_hat).mean()
 
 
 def test_residual_is_zero_at_the_true_w(setup):
     _, prompts = setup
-    assert P.residual(prompts, prompts.w).abs().max() < 1e-20
+    assert prompts.residuals(prompts.w).abs().max() < 1e-20
 
 
 def test_averaging_closed_form_matches_monte_carlo(setup):
@@ -67,7 +66,7 @@ def test_averaging_closed_form_matches_monte_carlo(setup):
     w_hat = P.run_chains(V, prompts, 64, 6, noise_std=0.2, seed=3)
     for n_chains in (1, 4, 16):  # 64 chains per prompt: 64/N groups of N
         groups = w_hat.reshape(len(prompts), 64 // n_chains, n_chains, 6, D)
-        mc = P.errors(prompts, groups.mean(2)).mean((0, 1))
+        mc = prompts.errors(groups.mean(2)).mean((0, 1))
         exact = P.averaging_error_given(V, prompts, n_chains, 6, 0.2)[:, 1:].mean(0)
         assert torch.allclose(mc, exact, rtol=0.02), (n_chains, mc, exact)
 
@@ -87,10 +86,10 @@ def test_population_form_is_the_large_m_limit():
 def test_averaging_law_holds_for_subset_chains(setup):
     V, prompts = setup
     w_hat = P.run_chains(V, prompts, 64, 3, data="subset", subset=16, seed=4)
-    one = P.errors(prompts, w_hat).mean((0, 1))
+    one = prompts.errors(w_hat).mean((0, 1))
     # err_∞ from the per-prompt mean chain over 64 chains: the law at N = 8
-    inf = P.errors(prompts, w_hat.mean(1)).mean(0)
-    err8 = P.errors(prompts, w_hat[:, :8].mean(1)).mean(0)
+    inf = prompts.errors(w_hat.mean(1)).mean(0)
+    err8 = prompts.errors(w_hat[:, :8].mean(1)).mean(0)
     law = P.averaging_law(one, inf, 8)
     assert torch.allclose(err8, law, rtol=0.1), (err8, law)
 
@@ -116,7 +115,7 @@ def test_residual_stop_and_budget_forcing(setup):
     w_hat = tb.PseudoNewton(V).predict(prompts, 12)
     k_stop = P.residual_stop(prompts, w_hat, tol=0.5)
     assert ((k_stop >= 1) & (k_stop <= 12)).all()
-    r = P.residual(prompts, torch.cat([torch.zeros_like(w_hat[:, :1]), w_hat], 1))
+    r = prompts.residuals(torch.cat([torch.zeros_like(w_hat[:, :1]), w_hat], 1))
     b = torch.arange(len(prompts))
     stalled = r[b, k_stop] > 0.5 * r[b, k_stop - 1]
     assert stalled[k_stop < 12].all() and (k_stop < 12).any()        # it stalled there

@@ -27,8 +27,7 @@ def prompt_errors(predictor, prompts: Prompts, n_steps: int,
     chunks = []
     for start in range(0, len(prompts), size):
         part = prompts[start:start + size]
-        w_hat = predictor.predict(part, n_steps).double().cpu()
-        chunks.append(((w_hat - part.w.double().cpu()[:, None, :]) ** 2).mean(-1))
+        chunks.append(part.errors(predictor.predict(part, n_steps).double().cpu()))
     return torch.cat(chunks)
 
 

@@ -80,14 +80,6 @@ def run_chains(V: torch.Tensor, prompts: Prompts, n_chains: int, n_steps: int, *
     return torch.stack(out, 2)
 
 
-def residual(prompts: Prompts, w_hat: torch.Tensor) -> torch.Tensor:
-    """The verifier: ``||y − Xŵ||²/m`` on the whole prompt for ``w_hat`` (B, ..., d)."""
-    X, y = prompts.X.to(w_hat), prompts.y.to(w_hat)
-    flat = w_hat.reshape(len(prompts), -1, prompts.n_dims)      # (B, R, d)
-    r = ((y[:, None, :] - flat @ X.transpose(1, 2)) ** 2).mean(-1)
-    return r.reshape(w_hat.shape[:-1])
-
-
 def aggregate(prompts: Prompts, w_hat: torch.Tensor, how: str) -> torch.Tensor:
     """Combine N chains (B, N, k, d) into one answer per pass (B, k, d).
 
@@ -100,15 +92,9 @@ def aggregate(prompts: Prompts, w_hat: torch.Tensor, how: str) -> torch.Tensor:
                                 f"got {tuple(w_hat.shape)}")
     if how == "mean":
         return w_hat.mean(1)
-    pick = residual(prompts, w_hat).argmin(1)                   # (B, k)
+    pick = prompts.residuals(w_hat).argmin(1)                   # (B, k)
     idx = pick[:, None, :, None].expand(-1, 1, -1, w_hat.shape[-1])
     return w_hat.gather(1, idx)[:, 0]
-
-
-def errors(prompts: Prompts, w_hat: torch.Tensor) -> torch.Tensor:
-    """``||ŵ − w||²/d`` for ``w_hat`` (B, ..., d): shape (B, ...)."""
-    w = prompts.w.to(w_hat).reshape(len(prompts), *[1] * (w_hat.ndim - 2), -1)
-    return ((w_hat - w) ** 2).mean(-1)
 
 
 def averaging_law(err_one, err_inf, n_chains):
@@ -150,9 +136,8 @@ def averaging_error_given(V: torch.Tensor, prompts: Prompts, n_chains: int, n_st
     check_int(n_steps, "n_steps", low=0)
     check_number(noise_std, "noise_std", 0)
     prompts = prompts.validate().to("cpu", DTYPE)
-    X, w, d = prompts.X, prompts.w, prompts.n_dims
-    A = torch.eye(d, dtype=DTYPE) + torch.as_tensor(V, dtype=DTYPE) @ (
-        X.transpose(1, 2) @ X / prompts.n_points)               # (B, d, d)
+    w, d = prompts.w, prompts.n_dims
+    A = torch.eye(d, dtype=DTYPE) + torch.as_tensor(V, dtype=DTYPE) @ prompts.moments()[0]
     power, bias, spread = torch.eye(d, dtype=DTYPE).expand_as(A), [], []
     for _ in range(n_steps + 1):
         bias.append((torch.einsum("bij,bj->bi", power, w) ** 2).mean(-1))
@@ -191,7 +176,7 @@ def allocate(V: torch.Tensor, prompts: Prompts, budget: int, ks: Sequence[int] |
     for n_chains, k in allocations(budget, ks):
         w_hat = run_chains(V, prompts, n_chains, k, **diversity)[:, :, -1:]
         for how in hows:
-            err = errors(prompts, aggregate(prompts, w_hat, how)[:, 0]).numpy()
+            err = prompts.errors(aggregate(prompts, w_hat, how)[:, 0]).numpy()
             rows.append({"N": n_chains, "k": k, "passes": n_chains * k, "how": how,
                          "mean": err.mean(), "median": float(np.median(err))})
     return pd.DataFrame(rows)
@@ -213,7 +198,7 @@ def residual_stop(prompts: Prompts, w_hat: torch.Tensor, tol: float = 0.05) -> t
     if w_hat.ndim != 3 or w_hat.shape[0] != len(prompts):
         raise BadValue("w_hat", f"w_hat must have shape (B={len(prompts)}, K, d), "
                                 f"got {tuple(w_hat.shape)}")
-    r = residual(prompts, torch.cat([torch.zeros_like(w_hat[:, :1]), w_hat], 1))
+    r = prompts.residuals(torch.cat([torch.zeros_like(w_hat[:, :1]), w_hat], 1))
     return _stop_on_residuals(r, rtol=tol).clamp(max=w_hat.shape[1])
 
 
@@ -233,7 +218,7 @@ def forcing_errors(prompts: Prompts, w_hat: torch.Tensor, k_stop: torch.Tensor,
                    extras: Sequence[int]) -> pd.DataFrame:
     """Error when forcing ``k_stop + extra`` passes, for each ``extra``: a frame
     ``extra, mean_k, mean, median`` over prompts. ``w_hat``: iterates (B, K, d)."""
-    err = errors(prompts, w_hat)                                # (B, K)
+    err = prompts.errors(w_hat)                                 # (B, K)
     rows = []
     for extra in extras:
         k = force(k_stop, extra, w_hat.shape[1]).long()

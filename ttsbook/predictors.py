@@ -13,14 +13,6 @@ from .theory import pseudo_newton_v
 from .tokens import check_steps
 
 
-def _moments(prompts: Prompts) -> tuple[torch.Tensor, torch.Tensor]:
-    """``Ŝ = XᵀX/m`` (B, d, d) and ``b = Xᵀy/m`` (B, d), where ``Ŝ w = b`` when noiseless."""
-    prompts = prompts.validate()
-    X, y = prompts.X.to(DTYPE), prompts.y.to(DTYPE)
-    m = X.shape[1]
-    return X.transpose(1, 2) @ X / m, torch.einsum("bnd,bn->bd", X, y) / m
-
-
 class PseudoNewton:
     """Preconditioned steps ``ŵ ← ŵ + V (Ŝ ŵ − b)`` from ``ŵ_0 = 0``.
 
@@ -39,7 +31,7 @@ class PseudoNewton:
 
     def predict(self, prompts: Prompts, n_steps: int) -> torch.Tensor:
         check_steps(n_steps)
-        S, b = _moments(prompts)
+        S, b = prompts.moments()
         d = S.shape[-1]
         if self.V.shape[0] != d:
             raise ValueError(f"prompts have d = {d}, but V is {tuple(self.V.shape)}")
@@ -64,6 +56,6 @@ class LeastSquares:
 
     def predict(self, prompts: Prompts, n_steps: int) -> torch.Tensor:
         check_steps(n_steps)
-        S, b = _moments(prompts)
+        S, b = prompts.moments()
         w_hat = torch.einsum("bij,bj->bi", torch.linalg.pinv(S, hermitian=True), b)
         return w_hat[:, None, :].expand(-1, n_steps, -1)

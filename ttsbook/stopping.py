@@ -51,10 +51,7 @@ def _check_budgets(budgets) -> list[int]:
 
 def prompt_residuals(prompts: Prompts, iterates: torch.Tensor) -> torch.Tensor:
     """``||y − Xŵ_k||²/m`` for k = 1..K: (B, K), from the prompt alone."""
-    W = _check_iterates(iterates, prompts.validate())
-    X, y = prompts.X.to("cpu", DTYPE), prompts.y.to("cpu", DTYPE)
-    fit = torch.einsum("bnd,bkd->bkn", X, W)                     # (B, K, m)
-    return ((y[:, None, :] - fit) ** 2).mean(-1)
+    return prompts.residuals(_check_iterates(iterates, prompts.validate()))
 
 
 def residual_stop(residuals: torch.Tensor, rtol: float = 0.0) -> torch.Tensor:
@@ -108,11 +105,11 @@ def top_eigenvalue_bound(V: torch.Tensor, prompts: Prompts, n_squarings: int = 3
     d = 20, p = 8), unlike a vector power iteration's Rayleigh quotient, which undershoots.
     """
     check_int(n_squarings, "n_squarings", low=1)
-    X = prompts.validate().X.to("cpu", DTYPE)
+    S = prompts.to("cpu").moments()[0]                           # (B, d, d)
     V = torch.as_tensor(V, dtype=DTYPE)
-    if tuple(V.shape) != (X.shape[2],) * 2:
-        raise BadValue("V", f"V must have shape {(X.shape[2],) * 2}, got {tuple(V.shape)}")
-    A = -V @ (X.transpose(1, 2) @ X / X.shape[1])                # (B, d, d)
+    if tuple(V.shape) != S.shape[1:]:
+        raise BadValue("V", f"V must have shape {tuple(S.shape[1:])}, got {tuple(V.shape)}")
+    A = -V @ S
     scale = A.diagonal(dim1=1, dim2=2).sum(-1).clamp(min=1e-300)[:, None, None]
     A = A / scale                                                # top eigenvalue <= 1
     for _ in range(n_squarings):
@@ -133,10 +130,8 @@ def damping(nu: torch.Tensor, theta: float = 1.0) -> torch.Tensor:
 def damped_iterates(V: torch.Tensor, prompts: Prompts, n_steps: int, eta) -> torch.Tensor:
     """``ŵ ← ŵ + η V(Ŝŵ − b)`` from 0 with a per-prompt η (B,): (B, n_steps, d) float64."""
     check_steps(n_steps)
-    X, y = prompts.validate().X.to("cpu", DTYPE), prompts.y.to("cpu", DTYPE)
-    m = X.shape[1]
-    S, b = X.transpose(1, 2) @ X / m, torch.einsum("bnd,bn->bd", X, y) / m
-    eta = torch.as_tensor(eta, dtype=DTYPE).expand(len(X))[:, None]
+    S, b = prompts.to("cpu").moments()
+    eta = torch.as_tensor(eta, dtype=DTYPE).expand(len(b))[:, None]
     V, w, out = torch.as_tensor(V, dtype=DTYPE), torch.zeros_like(b), []
     for _ in range(n_steps):
         w = w + eta * ((torch.einsum("bij,bj->bi", S, w) - b) @ V.T)
@@ -183,10 +178,6 @@ def relax(iterates: torch.Tensor, eta) -> torch.Tensor:
     return torch.einsum("bj,bjd->bd", weight[:, 1:], W)         # ŵ_0 = 0 drops out
 
 
-def _errors(w_hat: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    return ((w_hat - w.to("cpu", DTYPE)[:, None]) ** 2).mean(-1)
-
-
 def _at(errors: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return errors.gather(1, (k - 1)[:, None])[:, 0]
 
@@ -206,20 +197,20 @@ def rule_errors(predictor, prompts: Prompts, budgets, *, V=None, n_folds: int = 
     budgets = _check_budgets(budgets)
     K = max(budgets)
     W = _check_iterates(predictor.predict(prompts, K), prompts)
-    fixed = _errors(W, prompts.w)
+    fixed = prompts.errors(W)
     stop = residual_stop(prompt_residuals(prompts, W))
     held = holdout_curve(predictor, prompts, K, n_folds)
     V = getattr(predictor, "V", None) if V is None else V
     if V is not None:
         eta = damping(top_eigenvalue_bound(V, prompts), theta)
-        damped = _errors(damped_iterates(V, prompts, K, eta), prompts.w)
+        damped = prompts.errors(damped_iterates(V, prompts, K, eta))
     cols = {name: [] for name in ("oracle", *RULES)}
     for b in budgets:
         ks = {"residual stop": stop.clamp(max=b), "hold-out": _first_min(held[:, :b]),
               "oracle": _first_min(fixed[:, :b])}
         for name, k in ks.items():
             cols[name].append((_at(fixed, k), k))
-        last = damped[:, b - 1] if V is not None else _black_box_damped(W[:, :b], prompts.w, theta)
+        last = damped[:, b - 1] if V is not None else _black_box_damped(W[:, :b], prompts, theta)
         cols["damped"].append((last, torch.full_like(stop, b)))
     out = {"fixed k": (fixed, torch.arange(1, K + 1).expand(len(W), K))}
     out.update({name: tuple(torch.stack(p, 1) for p in zip(*pairs))
@@ -227,11 +218,10 @@ def rule_errors(predictor, prompts: Prompts, budgets, *, V=None, n_folds: int = 
     return out
 
 
-def _black_box_damped(W: torch.Tensor, w: torch.Tensor, theta: float) -> torch.Tensor:
+def _black_box_damped(W: torch.Tensor, prompts: Prompts, theta: float) -> torch.Tensor:
     if W.shape[1] < 2:                       # nothing to estimate from: undamped
-        return _errors(W, w)[:, -1]
-    eta = damping(iterate_contraction(W), theta)
-    return _errors(relax(W, eta)[:, None], w)[:, 0]
+        return prompts.errors(W)[:, -1]
+    return prompts.errors(relax(W, damping(iterate_contraction(W), theta)))
 
 
 def compare_rules(predictor, prompts: Prompts, budgets, setting: str = "", *, V=None,

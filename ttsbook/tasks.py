@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .checks import check_int, check_number
+from .checks import check_int
 from .spectra import DTYPE, check_cov_spec, check_covariance, parse_cov, sqrt_psd
 
 SPLITS = {"train": 0, "eval": 1}
@@ -60,6 +60,27 @@ class Prompts:
             if not torch.isfinite(getattr(self, name)).all():
                 raise ValueError(f"prompts.{name} holds NaN or inf entries")
         return self
+
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Ŝ = XᵀX/m`` (B, d, d) and ``b = Xᵀy/m`` (B, d) in float64, on the prompts'
+        device: ``Ŝw = b`` when the labels are noiseless."""
+        X, y = self.validate().X.to(DTYPE), self.y.to(DTYPE)
+        m = X.shape[1]
+        return X.transpose(1, 2) @ X / m, torch.einsum("bnd,bn->bd", X, y) / m
+
+    def residuals(self, w_hat: torch.Tensor) -> torch.Tensor:
+        """``||y − Xŵ||²/m`` for estimates ``w_hat`` (B, ..., d): shape (B, ...), in
+        ``w_hat``'s dtype and device. It needs only the prompt, never ``w``."""
+        X, y = self.X.to(w_hat), self.y.to(w_hat)
+        flat = w_hat.reshape(len(self), -1, self.n_dims)                # (B, R, d)
+        r = ((y[:, None, :] - flat @ X.transpose(1, 2)) ** 2).mean(-1)
+        return r.reshape(w_hat.shape[:-1])
+
+    def errors(self, w_hat: torch.Tensor) -> torch.Tensor:
+        """``||ŵ − w||²/d`` for estimates ``w_hat`` (B, ..., d): shape (B, ...), in
+        ``w_hat``'s dtype and device."""
+        w = self.w.to(w_hat).reshape(len(self), *[1] * (w_hat.ndim - 2), -1)
+        return ((w_hat - w) ** 2).mean(-1)
 
 
 def generator(seed: int, step: int = 0, stream: str = "features",

@@ -162,9 +162,8 @@ def divergent_fraction(d: int, n: float, m: int, n_prompts: int = 2000, seed: in
     (float64 ``eigvalsh``). Prompts: ``RegressionTask(I_d).sample(m, ·, seed=seed,
     step=j, split="eval")`` in chunks j = 0, 1, … of at most 1000 prompts.
     """
-    for name, value in (("m", m), ("n_prompts", n_prompts)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    check_int(m, "m")
+    check_int(n_prompts, "n_prompts")
     c = -pseudo_newton_v(isotropic(d), n)[0, 0].item()
     task, top = RegressionTask(isotropic(d)), []
     for step, start in enumerate(range(0, n_prompts, 1000)):
@@ -181,8 +180,7 @@ def prompt_mu_max(V: torch.Tensor, prompts: Prompts) -> torch.Tensor:
     It is the finite-m counterpart of ``mu_spectrum``: a prompt whose value exceeds 2 has a
     direction that CoT expands, however small its population ``μ_max``.
     """
-    X = prompts.validate().X.to("cpu", DTYPE)
-    S = X.transpose(1, 2) @ X / X.shape[1]                     # (B, d, d)
+    S = prompts.to("cpu").moments()[0]                         # (B, d, d)
     V = torch.as_tensor(V, dtype=DTYPE)
     # −VŜ = Γ⁻¹Ŝ is similar to a symmetric matrix: its eigenvalues are real.
     return torch.linalg.eigvals(-V @ S).real.max(dim=-1).values

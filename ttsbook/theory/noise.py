@@ -21,12 +21,6 @@ from .finite import _spectral_quadrature
 from .population import _check_square, one_step_error
 
 
-def _moments(prompts: Prompts) -> tuple[torch.Tensor, torch.Tensor]:
-    X, y = prompts.validate().X.to("cpu", DTYPE), prompts.y.to("cpu", DTYPE)
-    m = X.shape[1]
-    return X.transpose(1, 2) @ X / m, torch.einsum("bnd,bn->bd", X, y) / m
-
-
 def gd_filter(lam, step: float, k: int) -> torch.Tensor:
     """``φ_k(λ) = 1 − (1 − step·λ)^k``: k gradient steps of size ``step`` from 0."""
     check_number(step, "step", 0, strict=True)
@@ -71,7 +65,7 @@ def filter_error(S: torch.Tensor, phi, noise_std: float, m: int) -> torch.Tensor
 def ridge(prompts: Prompts, gamma: float) -> torch.Tensor:
     """Ridge on each prompt, ``(Ŝ + γI)⁻¹ Xᵀy/m``: (B, d) float64."""
     check_number(gamma, "gamma", 0, strict=True)
-    S, b = _moments(prompts)
+    S, b = prompts.to("cpu").moments()
     eye = torch.eye(S.shape[-1], dtype=DTYPE)
     return torch.linalg.solve(S + gamma * eye, b)
 
