@@ -9,7 +9,8 @@ import torch
 
 import ttsbook as tb
 from ttsbook.checks import BadValue
-from ttsbook.planner import Plan, draw_plan
+from ttsbook.planner import Plan
+from ttsbook.plots import draw_plan
 
 I5 = tb.isotropic(5)
 
