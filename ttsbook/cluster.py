@@ -25,7 +25,7 @@ from .finished import EvalConfig, evaluate_runs
 from .grids import Sweep, collect, pending, score_file
 from .options import options, param
 from .runs import RunConfig, run_dir, train_run
-from .utils import resolve_device
+from .utils import atomic_write, resolve_device
 
 EXECUTORS = ("local", "slurm", "debug")
 
@@ -78,8 +78,7 @@ def run_job(record: dict, root: str, evals: list, device: str = "auto",
         df = evaluate_runs([path], **fields, device=device, threads=threads)
         df = df.assign(run_id=config.run_id(), n_prompts=fields["n_prompts"],
                        eval_seed=fields["seed"])
-        df.to_csv(target.with_name(target.name + ".tmp"), index=False)
-        os.replace(target.with_name(target.name + ".tmp"), target)  # atomic, like checkpoints
+        atomic_write(target, lambda tmp: df.to_csv(tmp, index=False))  # like checkpoints
     return path.name
 
 

@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import os
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -27,6 +26,7 @@ from .checks import BadValue
 from .finished import EvalConfig
 from .options import Option, flag_of
 from .runs import RUN_OPTIONS, RunConfig, run_dir
+from .utils import atomic_write
 
 try:
     import tomllib
@@ -246,12 +246,9 @@ def collect(sweep: Sweep, root: str | Path, write: bool = True) -> pd.DataFrame:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)
     if write:
-        for suffix, save in ((".csv", lambda p: table.to_csv(p, index=False)),
-                             (".json", lambda p: table.to_json(p, orient="records", indent=1,
-                                                               double_precision=15))):
-            target = Path(root) / f"{sweep.name}{suffix}"
-            save(target.with_name(target.name + ".tmp"))
-            os.replace(target.with_name(target.name + ".tmp"), target)
+        atomic_write(Path(root) / f"{sweep.name}.csv", lambda p: table.to_csv(p, index=False))
+        atomic_write(Path(root) / f"{sweep.name}.json",
+                     lambda p: table.to_json(p, orient="records", indent=1, double_precision=15))
     return table
 
 

@@ -123,14 +123,20 @@ def config_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-def atomic_save(payload: dict, path: str | Path) -> Path:
-    """``torch.save`` to a temp file, then rename: a crash never leaves half a file at ``path``."""
+def atomic_write(path: str | Path, save) -> Path:
+    """``save(tmp)`` writes a temp file beside ``path``, then a rename puts it in place: a
+    crash never leaves half a file at ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
+    save(tmp)
     os.replace(tmp, path)
     return path
+
+
+def atomic_save(payload: dict, path: str | Path) -> Path:
+    """``torch.save`` of ``payload`` to ``path``, atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, **extra) -> Path:
