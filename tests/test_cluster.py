@@ -1,16 +1,17 @@
 """``python -m ttsbook sweep``: grids of tiny runs on the local, debug and SLURM executors."""
 import dataclasses
+import importlib
 
 import pandas as pd
 import pytest
 
-import ttsbook.cluster as cluster
-import ttsbook.runs
-from ttsbook.__main__ import main
-from ttsbook.cluster import LaunchConfig, TrainJob, launch, slurm_plan
-from ttsbook.finished import evaluate_runs
-from ttsbook.grids import collect, expand, pending, read_results, read_sweep, swept_scores
-from ttsbook.runs import RunConfig, run_dir
+import ttsbook.runs.run
+from ttsbook.runs import RunConfig, RunDir, evaluate_runs
+from ttsbook.runs.cli import main
+from ttsbook.runs.launch import LaunchConfig, TrainJob, launch, slurm_plan
+from ttsbook.runs.sweep import collect, expand, pending, read_results, read_sweep, swept_scores
+
+cluster = importlib.import_module("ttsbook.runs.launch")  # the module; ttsbook.runs.launch is its function
 
 # A 2 x 2 grid of tiny runs (n x training seed), each a fraction of a second on one CPU thread.
 TINY_TOML = """
@@ -85,24 +86,22 @@ def test_a_killed_sweep_relaunched_trains_only_the_unfinished_runs(tiny, swept, 
     """Killed (as submitit's requeue exits) after a checkpoint of the third run: on relaunch the
     two finished runs are untouched, the third resumes, the fourth trains; same table."""
     sweep, straight = swept
-    save, trained = ttsbook.runs.save_checkpoint, []
+    trained = []
+
+    def exit_after_first_checkpoint(trainer):  # runs after the checkpoint (ckpt_every = 4)
+        if trainer.steps_done == 4:
+            raise SystemExit(-1)
 
     def train_run(config, root, *args, **kwargs):
         trained.append(config.name())
-        if len(trained) == 3:
-            monkeypatch.setattr(ttsbook.runs, "save_checkpoint", save_then_exit)
-        return ttsbook.runs.train_run(config, root, *args, **kwargs)
-
-    def save_then_exit(*args, **kwargs):
-        save(*args, **kwargs)
-        raise SystemExit(-1)
+        hooks = [exit_after_first_checkpoint] if len(trained) == 3 else []
+        return ttsbook.runs.run.train_run(config, root, *args, hooks=hooks, **kwargs)
     monkeypatch.setattr(cluster, "train_run", train_run)
     with pytest.raises(SystemExit):
         launch(sweep, tmp_path, LaunchConfig(executor="debug"), device="cpu")
-    monkeypatch.setattr(ttsbook.runs, "save_checkpoint", save)
     left = [c.name() for c in pending(sweep, tmp_path)]
     assert left == trained[2:] + [sweep.runs[3].name()]
-    assert (tmp_path / left[0] / "checkpoint.pt").exists() and not (tmp_path / left[1]).exists()
+    assert RunDir(tmp_path / left[0]).checkpoint_file.exists() and not (tmp_path / left[1]).exists()
     finished = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/model.pt")}
     assert len(finished) == 2
     trained.clear()
@@ -113,7 +112,7 @@ def test_a_killed_sweep_relaunched_trains_only_the_unfinished_runs(tiny, swept, 
 
 def test_chapters_read_a_run_s_scores_from_the_table(swept):
     sweep, root = swept
-    run, spec = run_dir(sweep.runs[0], root), sweep.evals[0]
+    run, spec = RunDir.of(sweep.runs[0], root), sweep.evals[0]
     want = evaluate_runs([run], **dataclasses.asdict(spec), device="cpu")
     pd.testing.assert_frame_equal(swept_scores(root / "tiny.csv", run, spec), want)
     assert swept_scores(root / "absent.csv", run, spec) is None
@@ -192,7 +191,7 @@ def test_every_bad_input_is_one_line(tiny, tmp_path, capsys, monkeypatch):
         (["sweep", str(tiny), "--executor", "ray"], "--executor", ["invalid choice", "'local'", "'slurm'"]),
     ]
     monkeypatch.setattr(cluster, "submitit_installed", lambda: False)
-    monkeypatch.setattr("ttsbook.__main__.submitit_installed", lambda: False)
+    monkeypatch.setattr("ttsbook.runs.cli.submitit_installed", lambda: False)
     cases.append((["sweep", str(tiny), "--executor", "slurm"], "--executor",
                   ["needs submitit", "pip install 'ttsbook[cluster]'", "local, debug"]))
     for argv, option, words in cases:

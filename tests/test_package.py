@@ -9,17 +9,19 @@ import ttsbook as tb
 from ttsbook.spectra import check_covariance
 from ttsbook.tasks import make_task
 from ttsbook import utils
-from ttsbook.options import options
-from ttsbook.runs import RUN_OPTIONS, RunConfig
+from ttsbook.runs.options import options
+from ttsbook.runs.run import RUN_OPTIONS, RunConfig
 from ttsbook.spectra import COV_HELP, SPECTRA
 
 # Lowest first: a module may import only modules of earlier layers (or its own).
 LAYERS = [
-    {"checks", "options"}, {"utils", "spectra"}, {"tasks"}, {"theory", "tokens"},
+    {"checks"}, {"utils", "spectra"}, {"tasks"}, {"theory", "tokens"},
     {"lsa", "gpt", "predictors", "evaluate"}, {"train", "stopping"},
-    {"runs", "sweeps", "plots", "parallel"}, {"finished", "planner"}, {"grids"}, {"cluster"},
+    {"sweeps", "plots", "parallel"}, {"planner"}, {"runs"},
     {"__main__", "__init__"},
 ]
+# The runs wing (ttsbook/runs/), lowest first: its modules import only earlier ones.
+WING = ["options", "run", "score", "sweep", "launch", "cli", "__init__"]
 PACKAGE = Path(tb.__file__).parent
 
 
@@ -38,8 +40,9 @@ def _imports(paths) -> set:
         parts = path.relative_to(PACKAGE).parent.parts  # () at the top, ("theory",) inside it
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level:
-                base = parts[:len(parts) - node.level + 1] + tuple((node.module or "").split("."))
-                found.add(base[0])
+                above = parts[:len(parts) - node.level + 1]
+                found |= {(above + tuple(name.split(".")))[0] for name in
+                          ([node.module] if node.module else [a.name for a in node.names])}
     return found
 
 
@@ -50,6 +53,30 @@ def test_imports_only_run_down_the_layers():
     for module, level in layer.items():
         upward = {m for m in _imports(files[module]) if layer[m] >= level and m != module}
         assert not upward or module == "__init__", f"{module} imports {upward} from its layer or above"
+
+
+def test_the_tutorial_core_never_imports_the_runs_wing():
+    """Every module outside ``ttsbook/runs/`` (``__init__`` exports it, ``__main__`` calls it)
+    reads and runs without the wing: no import of ``runs`` at any depth, in any form."""
+    for module, paths in _modules().items():
+        if module in ("runs", "__init__", "__main__"):
+            continue
+        assert "runs" not in _imports(paths), f"{module} imports the runs wing"
+        for path in paths:
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                assert not any(n.startswith("ttsbook.runs") for n in names), path.name
+
+
+def test_the_wing_s_modules_import_down_its_layers():
+    wing = PACKAGE / "runs"
+    assert sorted(WING) == sorted(p.stem for p in wing.glob("*.py"))
+    for i, module in enumerate(WING):
+        tree = ast.parse((wing / f"{module}.py").read_text())
+        inside = {node.module.split(".")[0] for node in ast.walk(tree)
+                  if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module}
+        assert inside <= set(WING[:i]), f"runs/{module} imports {inside - set(WING[:i])}"
 
 
 def test_every_function_is_short():
@@ -109,7 +136,7 @@ def test_thread_policy(monkeypatch, env, set_before, threads, size, expected):
 
 # Public names no chapter needs but a reader's own script does (catching an error, building a
 # GPT config, writing a predictor, training a CoT model by hand).
-FOR_SCRIPTS = {"BadValue", "GPTConfig", "Prompts", "RunInterrupted", "cot_loss", "preset"}
+FOR_SCRIPTS = {"BadValue", "GPTConfig", "Prompts", "cot_loss", "preset"}
 
 
 def test_public_api_is_what_the_book_or_a_script_needs():
@@ -142,6 +169,9 @@ def test_every_name_a_chapter_calls_is_exported():
                 continue
             code = "".join(cell["source"])
             names = set(re.findall(r"\bttsbook\.([A-Za-z_]\w*)", code))
+            missing |= {f"{nb.stem}: ttsbook.runs.{n}"
+                        for n in re.findall(r"\bttsbook\.runs\.([A-Za-z_]\w*)", code)
+                        if not hasattr(tb.runs, n)}
             for group in re.findall(r"^from ttsbook import \(?([^)\n]*)", code, re.M):
                 names |= {n.strip().split(" as ")[0] for n in group.split(",") if n.strip()}
             missing |= {f"{nb.stem}: ttsbook.{n}" for n in names

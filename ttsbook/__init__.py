@@ -2,7 +2,9 @@
 
 The public API is what the book's chapters and a reader's own scripts need, by concept below.
 Everything else stays in its module (``ttsbook.train.Trainer``, ``ttsbook.utils.save_checkpoint``,
-``ttsbook.sweeps``, ...): import it from there.
+``ttsbook.sweeps``, ...): import it from there. GPT runs on disk, their scores and grids of them
+are the wing ``ttsbook.runs`` (``ttsbook.runs.train_run``, ``ttsbook.runs.SHIPPED_RUNS``, ...),
+which the rest of the package never imports.
 """
 from .checks import BadValue
 # Tasks: prompts of (x, y) pairs, and the covariances that shape them.
@@ -17,10 +19,6 @@ from .predictors import GradientDescent, LeastSquares, PseudoNewton
 # Training and evaluation.
 from .train import TrainConfig, cot_loss, direct_loss, train
 from .evaluate import evaluate, prompt_errors
-# Runs on disk: train, resume, reload, score.
-from .runs import RunConfig, RunInterrupted, run_dir, train_argv, train_run
-from .finished import SHIPPED_RUNS, EvalConfig, evaluate_runs, load_run
-from .sweeps import label_runs
 # Closed forms (the theory).
 from .theory import (best_mixture, context_needed, divergence_threshold, divergent_fraction,
                      finite_prompt_error, gamma, mixture_error, mixture_optimum, mp_density,
@@ -31,10 +29,9 @@ from .theory import (best_mixture, context_needed, divergence_threshold, diverge
 # Knowing when to stop, and planning n and k before training.
 from .stopping import compare_rules
 from .planner import plan
-# Grids of runs on many workers (python -m ttsbook sweep).
-from .grids import expand, read_sweep, swept_scores
-from .cluster import LaunchConfig, launch
 # The book's scales and devices.
 from .utils import announce, book_scale, resolve_device
+# The runs wing, as a namespace: train, resume, reload and score GPT runs; grids of them.
+from . import runs
 
 __version__ = "0.2.0"

@@ -2,10 +2,12 @@
 
 :class:`BadValue` is a ``ValueError`` that also carries the argument's name (``arg``), so the
 command line can say which option was wrong in one line; Python callers see a plain
-``ValueError`` whose message names the argument too.
+``ValueError`` whose message names the argument too. :func:`param` declares a config field
+with the help text its command-line option shows (``ttsbook.runs`` builds the options).
 """
 from __future__ import annotations
 
+import dataclasses
 import numbers
 
 
@@ -47,3 +49,9 @@ def check_choice(value, name: str, choices) -> object:
         raise BadValue(name, f"{name} must be one of {', '.join(map(repr, choices))}, "
                              f"got {value!r}")
     return value
+
+
+def param(default=dataclasses.MISSING, help: str = "", **how) -> dataclasses.Field:
+    """A dataclass field with CLI metadata: ``help``, and optionally ``choices``, ``parse``,
+    ``show``, ``metavar``, ``flag`` (default ``--field-name``) or ``nested`` (a config class)."""
+    return dataclasses.field(default=default, metadata={"help": help, **how})

@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import BadValue, check_choice, check_int, check_number
-from .options import param
+from .checks import BadValue, check_choice, check_int, check_number, param
 from .tasks import Prompts
 from .tokens import check_steps, cot_column, tokens
 

@@ -33,9 +33,8 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from .checks import BadValue, check_choice, check_int, check_number
+from .checks import BadValue, check_choice, check_int, check_number, param
 from .gpt import GPT, KVCache
-from .options import param
 from .tasks import Prompts, RegressionTask
 from .tokens import cot_tokens, tokens
 from .utils import amp_dtype, deferred_interrupt, progress, resolve_device, thread_policy

@@ -212,7 +212,7 @@ def amp_dtype(device: str | torch.device) -> torch.dtype | None:
     bf16 only where the GPU computes it natively (compute capability >= 8.0: A100, H100,
     L4, ...). ``torch.cuda.is_bf16_supported()`` alone also says yes when bf16 is merely
     emulated (a T4, Colab's free GPU), so ask without emulation. Other GPUs get fp16, which
-    needs a gradient scaler (see ``ttsbook.runs``); the CPU stays in float32.
+    needs a gradient scaler (see :class:`ttsbook.train.Trainer`); the CPU stays in float32.
     """
     device = torch.device(device)
     if device.type != "cuda":

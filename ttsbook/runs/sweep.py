@@ -2,19 +2,17 @@
 
 A sweep is a TOML file (chapter 8's paper-scale grid ships as ``ttsbook/data/sweeps/``
 ``e3e4_paper.toml``) or ``--grid FIELD=V1,V2`` options over any :class:`RunConfig` field, plus
-training seeds. Each grid point is a run in ``run_dir(config, root)``, named by its config hash.
-One job trains it (resuming from its atomic checkpoint) and scores it on every evaluation
-setting, writing ``scores-<hash>.csv`` beside the weights; a run with all of its score files is
-skipped, so re-launching a sweep does only the unfinished work. :func:`collect` gathers the
-score files into one tidy table, ``<root>/<name>.csv`` (and ``.json``), the one chapters read.
-Running the jobs is :mod:`ttsbook.cluster`'s.
+training seeds. Each grid point is a run in ``RunDir.of(config, root)``, named by its config
+hash. One job trains it (resuming from its atomic checkpoint) and scores it on every evaluation
+setting, writing a score file beside the weights (:func:`~ttsbook.runs.score.score_file`); a
+run with all of its score files is skipped, so re-launching a sweep does only the unfinished
+work. :func:`collect` gathers the score files into one tidy table, ``<root>/<name>.csv`` (and
+``.json``), the one chapters read. Running the jobs is :mod:`ttsbook.runs.launch`'s.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -22,11 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .checks import BadValue
-from .finished import EvalConfig
+from ..checks import BadValue
+from ..utils import atomic_write
 from .options import Option, flag_of
-from .runs import RUN_OPTIONS, RunConfig, run_dir
-from .utils import atomic_write
+from .run import RUN_OPTIONS, RunConfig, RunDir
+from .score import EvalConfig, score_file
 
 try:
     import tomllib
@@ -209,16 +207,10 @@ def expand(spec: dict | None = None, grid=(), seeds=None, evals: dict | None = N
 
 
 # ---------------------------------------------------------------- which runs are done
-def score_file(run: str | Path, spec: EvalConfig) -> Path:
-    """Where a run keeps its scores under ``spec``: ``scores-<hash of spec>.csv``."""
-    key = json.dumps(dataclasses.asdict(spec), sort_keys=True).encode()
-    return Path(run) / f"scores-{hashlib.sha1(key).hexdigest()[:8]}.csv"
-
-
 def pending(sweep: Sweep, root: str | Path) -> list[RunConfig]:
     """The runs of ``sweep`` under ``root`` still to train or to score."""
     return [c for c in sweep.runs
-            if not all(score_file(run_dir(c, root), e).exists() for e in sweep.evals)]
+            if not all(score_file(RunDir.of(c, root), e).exists() for e in sweep.evals)]
 
 
 # ---------------------------------------------------------------- results
@@ -238,10 +230,10 @@ def collect(sweep: Sweep, root: str | Path, write: bool = True) -> pd.DataFrame:
     """Every score of the sweep's runs under ``root``, one tidy frame: :func:`evaluate_runs`'s
     columns, then ``run_id``, ``n_prompts``, ``eval_seed`` and the grid's axes. With ``write``
     it is saved as ``root/<name>.csv`` and ``.json`` (when any run is scored)."""
-    frames = [read_results(score_file(run_dir(c, root), e)).assign(
-                  **{a: _axis_value(c, a) for a in sweep.axes
-                     if a not in ("train_cov", "pos", "cot_steps")})
-              for c in sweep.runs for e in sweep.evals if score_file(run_dir(c, root), e).exists()]
+    files = [(c, score_file(RunDir.of(c, root), e)) for c in sweep.runs for e in sweep.evals]
+    frames = [read_results(file).assign(**{a: _axis_value(c, a) for a in sweep.axes
+                                           if a not in ("train_cov", "pos", "cot_steps")})
+              for c, file in files if file.exists()]
     if not frames:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)

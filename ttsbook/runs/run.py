@@ -1,13 +1,14 @@
-"""GPT training runs that survive interruption: their config, directory, command line and loop.
+"""GPT training runs that survive interruption: their config, their folder, the loop, loading.
 
 A run lives in ``root/<name>-<hash>``, the hash taken over the :class:`RunConfig` fields that
-decide the result; ``config.json`` (:meth:`RunConfig.record`) sits beside the weights. Every
-``ckpt_every`` steps, and on Ctrl-C at the end of the current step, ``checkpoint.pt`` (weights,
-optimiser state, RNG, step, history) is written atomically, so :func:`train_run` can resume:
-batch ``i`` is a pure function of ``(seed, i)``, so on the CPU a resumed run ends with weights
-bitwise equal to an uninterrupted one. A finished run holds ``model.pt``, ``history.csv`` and a
-``done`` marker, and asking for it again does nothing. The training itself is
-:class:`ttsbook.train.Trainer` with :func:`ttsbook.train.cot_loss`.
+decide the result. :class:`RunDir` is the one place the files of a run folder are named: the
+config (:meth:`RunConfig.record`) beside the weights; every ``ckpt_every`` steps, and on Ctrl-C
+at the end of the current step, a checkpoint (weights, optimiser state, RNG, step, history)
+written atomically, so :func:`train_run` can resume: batch ``i`` is a pure function of
+``(seed, i)``, so on the CPU a resumed run ends with weights bitwise equal to an uninterrupted
+one. A finished run holds its weights, its history and a ``done`` marker, and asking for it
+again does nothing. The training itself is :class:`ttsbook.train.Trainer` with
+:func:`ttsbook.train.cot_loss`.
 """
 from __future__ import annotations
 
@@ -23,19 +24,34 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .checks import BadValue, check_choice, check_int
-from .gpt import GPT, GPTConfig, PRESETS, preset
-from .options import options, param, to_argv
-from .spectra import COV_HELP, check_cov_spec
-from .tasks import make_task
-from .train import TrainConfig, Trainer, cot_loss
-from .utils import atomic_save, load_checkpoint, save_checkpoint, writable_dir
+from ..checks import BadValue, check_choice, check_int, param
+from ..gpt import GPT, GPTConfig, PRESETS, preset
+from ..spectra import COV_HELP, check_cov_spec
+from ..tasks import make_task
+from ..train import TrainConfig, Trainer, cot_loss
+from ..utils import atomic_save, load_checkpoint, resolve_device, save_checkpoint, writable_dir
+from .options import options
 
-RUN_TRAIN = {"steps": 2500, "batch_size": 64, "lr": 1e-3, "warmup": None}
-"""A run's training defaults where they differ from :class:`TrainConfig`'s (``None``: auto)."""
 LATER_DEFAULTS = {"optimizer": "adam", "log_every": 10}
 """Fields added after v0.2.0: recorded only when changed, so that earlier runs keep their hash."""
 NOT_HASHED = ("ckpt_every", "compile", "log_every")
+
+
+def _run_default(name: str, value) -> dataclasses.Field:
+    """:class:`TrainConfig`'s field ``name`` (its help) with a run's default ``value``."""
+    meta = TrainConfig.__dataclass_fields__[name].metadata
+    return dataclasses.field(default=value, metadata=meta)
+
+
+@dataclass
+class RunTrainConfig(TrainConfig):
+    """A GPT run's training settings: :class:`TrainConfig`'s fields with the run's defaults
+    (the only defaults a run has; ``warmup=None``: ``min(100, steps // 10)``)."""
+
+    steps: int = _run_default("steps", 2500)
+    batch_size: int = _run_default("batch_size", 64)
+    lr: float = _run_default("lr", 1e-3)
+    warmup: int | None = _run_default("warmup", None)
 
 
 def _n_points_arg(text: str) -> int | list:
@@ -53,8 +69,8 @@ class RunConfig:
     """Everything that decides a CoT training run of the GPT model; every field is an option.
 
     Takes the fields as keywords. ``model`` may be a dict of overrides of the ``preset``
-    (e.g. ``{"pos": "learned"}``), ``train`` a dict of :class:`TrainConfig` fields, which may also
-    be given flat (``steps=..., lr=...``); training fields not given take ``RUN_TRAIN``'s values.
+    (e.g. ``{"pos": "learned"}``), ``train`` a dict of :class:`RunTrainConfig` fields (or a
+    :class:`TrainConfig`), which may also be given flat (``steps=..., lr=...``).
     """
 
     preset: str = param("cpu", "model size: the defaults of the model options",
@@ -66,7 +82,7 @@ class RunConfig:
     train_cov: str = param("isotropic", "training " + COV_HELP, metavar="SPEC")
     cot_steps: int = param(8, "K: supervised passes per prompt (1 = direct prediction)",
                            metavar="K")
-    train: TrainConfig = param(None, nested=TrainConfig)
+    train: RunTrainConfig = param(None, nested=RunTrainConfig)
     ckpt_every: int = param(250, "steps between checkpoints (does not change the result)")
     compile: bool = param(False, "torch.compile the model on CUDA (does not change the result)")
 
@@ -87,10 +103,9 @@ class RunConfig:
         except BadValue as err:
             raise err.within("model") from None
         try:
-            if isinstance(self.train, TrainConfig):
-                self.train = dataclasses.replace(self.train, **flat)
-            else:
-                self.train = TrainConfig(**(RUN_TRAIN | dict(self.train or {}) | flat))
+            given = self.train if not isinstance(self.train, TrainConfig) \
+                else dataclasses.asdict(self.train)
+            self.train = RunTrainConfig(**(dict(given or {}) | flat))
         except BadValue as err:
             raise err.within("train") from None
         if isinstance(self.n_points, (tuple, list)):
@@ -112,9 +127,9 @@ class RunConfig:
         return self.n_points[1] if isinstance(self.n_points, list) else self.n_points
 
     def record(self) -> dict:
-        """The flat form saved as ``config.json``: the fields, ``model`` as its overrides of the
-        preset (``pos`` always), ``train``'s fields in place; ``RunConfig(**record)`` rebuilds
-        it."""
+        """The flat form saved as the run's config: the fields, ``model`` as its overrides of
+        the preset (``pos`` always), ``train``'s fields in place; ``RunConfig(**record)``
+        rebuilds it."""
         base, out = PRESETS[self.preset], {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -150,21 +165,60 @@ class RunConfig:
 RUN_OPTIONS = options(RunConfig)
 
 
-def run_dir(config: RunConfig, root: str | Path) -> Path:
-    """The directory of ``config``'s run under ``root``: ``<name>-<hash>``."""
-    return Path(root) / config.name()
+# ---------------------------------------------------------------- the folder
+@dataclass(frozen=True)
+class RunDir:
+    """A run's folder, and the one place its files are named: ``config.json``,
+    ``checkpoint.pt`` (while unfinished), ``model.pt``, ``history.csv``, the ``done`` marker
+    and ``scores-<key>.csv``. Path-like: ``Path(run)``, ``open``, ``str(run)`` work."""
 
+    path: Path
 
-def train_argv(config: RunConfig) -> list[str]:
-    """CLI arguments of ``python -m ttsbook train`` that reproduce ``config`` (add ``--out``)."""
-    own = {f.name for f in dataclasses.fields(RunConfig)}
-    pairs = []
-    for key, value in config.record().items():
-        if key == "model":
-            pairs += [(("model", k), v) for k, v in value.items()]
-        else:
-            pairs.append(((key,) if key in own else ("train", key), value))
-    return ["train", *to_argv(pairs, RUN_OPTIONS)]
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @classmethod
+    def of(cls, config: RunConfig, root: str | Path) -> "RunDir":
+        """The folder of ``config``'s run under ``root``: ``<name>-<hash>``."""
+        return cls(Path(root) / config.name())
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    config_file = property(lambda self: self.path / "config.json")
+    checkpoint_file = property(lambda self: self.path / "checkpoint.pt")
+    model_file = property(lambda self: self.path / "model.pt")
+    history_file = property(lambda self: self.path / "history.csv")
+    done_file = property(lambda self: self.path / "done")
+
+    def scores_file(self, key: str) -> Path:
+        """The score file of the evaluation setting whose hash is ``key``."""
+        return self.path / f"scores-{key}.csv"
+
+    @property
+    def finished(self) -> bool:
+        return self.done_file.exists()
+
+    def read_config(self) -> RunConfig:
+        """The :class:`RunConfig` saved here (``BadValue`` naming ``run`` if missing or
+        corrupt)."""
+        file = self.config_file
+        try:
+            return RunConfig(**json.loads(file.read_text()))
+        except FileNotFoundError:
+            raise BadValue("run", f"{file} is missing: {self.path} is not a run directory") \
+                from None
+        except json.JSONDecodeError as err:
+            raise BadValue("run", f"{file} is not valid JSON ({err})") from None
+        except (TypeError, ValueError) as err:
+            raise BadValue("run", f"{file} does not describe a run ({err})") from None
 
 
 # ---------------------------------------------------------------- training
@@ -180,28 +234,31 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def train_run(config: RunConfig, root: str | Path, device: str | torch.device = "auto",
-              resume: bool = False, threads: int | None = None) -> Path:
-    """Train (or resume, or skip) the run of ``config`` under ``root``; returns its directory.
+              resume: bool = False, threads: int | None = None, hooks=()) -> RunDir:
+    """Train (or resume, or skip) the run of ``config`` under ``root``; returns its folder.
 
-    A finished run (``done`` marker) is skipped. A run with a partial ``checkpoint.pt``
-    continues from it when ``resume`` is true and raises ``FileExistsError`` otherwise. Ctrl-C
-    saves a checkpoint and raises :class:`RunInterrupted`; a NaN/inf loss raises
-    ``FloatingPointError`` naming the step.
+    A finished run is skipped. A run with a partial checkpoint continues from it when
+    ``resume`` is true and raises ``FileExistsError`` otherwise. ``hooks``: extra
+    ``hook(trainer)`` called after each step, after the periodic checkpoint (a hook that raises
+    ``KeyboardInterrupt`` is a Ctrl-C). Ctrl-C saves a checkpoint and raises
+    :class:`RunInterrupted`; a NaN/inf loss raises ``FloatingPointError`` naming the step.
     """
-    out = run_dir(config, root)
-    if (out / "done").exists():
-        return out
-    ckpt = out / "checkpoint.pt"
+    run = RunDir.of(config, root)
+    if run.finished:
+        return run
+    ckpt = run.checkpoint_file
     if ckpt.exists() and not resume:
-        raise FileExistsError(f"{out} holds an interrupted run: add --resume (in Python "
+        raise FileExistsError(f"{run} holds an interrupted run: add --resume (in Python "
                               "resume=True) to continue it, or delete that folder to start over")
-    (writable_dir(out) / "config.json").write_text(json.dumps(config.record(), indent=2) + "\n")
+    writable_dir(run.path)
+    run.config_file.write_text(json.dumps(config.record(), indent=2) + "\n")
     model = GPT(config.model)
 
     def checkpoint(trainer: Trainer) -> None:
         if trainer.steps_done % config.ckpt_every == 0 and trainer.steps_done < config.train.steps:
             save_checkpoint(ckpt, model, **trainer.state_dict())
-    trainer = Trainer(model, config.train, device, amp=True, hooks=[checkpoint], threads=threads)
+    trainer = Trainer(model, config.train, device, amp=True, hooks=[checkpoint, *hooks],
+                      threads=threads)
     if ckpt.exists():
         trainer.load_state_dict(load_checkpoint(ckpt, model, arg="resume"))
     compiled = config.compile and trainer.device.type == "cuda"
@@ -209,26 +266,42 @@ def train_run(config: RunConfig, root: str | Path, device: str | torch.device = 
                              forward=torch.compile(model, dynamic=True) if compiled else model)
     try:
         trainer.fit(make_task(config.train_cov, config.model.n_dims), config.n_points_at, loss,
-                    desc=out.name)
+                    desc=run.name)
     except KeyboardInterrupt:
         if not trainer.in_step:  # a step boundary: a consistent point to resume from
             save_checkpoint(ckpt, model, **trainer.state_dict())
-        raise RunInterrupted(out, trainer.steps_done, config.train.steps,
+        raise RunInterrupted(run.path, trainer.steps_done, config.train.steps,
                              not trainer.in_step) from None
-    save_checkpoint(out / "model.pt", model.cpu(), run_config=config.record())
-    pd.DataFrame(trainer.history).to_csv(out / "history.csv", index=False)
-    (out / "done").write_text("complete\n")
+    save_checkpoint(run.model_file, model.cpu(), run_config=config.record())
+    pd.DataFrame(trainer.history).to_csv(run.history_file, index=False)
+    run.done_file.write_text("complete\n")
     ckpt.unlink(missing_ok=True)
-    return out
+    return run
+
+
+# ---------------------------------------------------------------- loading
+def load_config(path: str | Path) -> RunConfig:
+    """The :class:`RunConfig` saved in a run folder (``BadValue`` if missing or corrupt)."""
+    return RunDir(path).read_config()
+
+
+def load_run(path: str | Path, device: str | torch.device = "auto") -> GPT:
+    """The trained model of a finished run folder, in eval mode."""
+    run = RunDir(path)
+    if not run.finished:
+        raise BadValue("run", f"{run} is not a finished run (no 'done' marker)")
+    model = GPT(run.read_config().model)
+    load_checkpoint(run.model_file, model, arg="run")
+    return model.to(resolve_device(device)).eval()
 
 
 def export_half(path: str | Path) -> Path:
-    """Rewrite a finished run's ``model.pt`` with float16 weights: half the size, for committing.
+    """Rewrite a finished run's weights in float16: half the size, for committing.
 
     :func:`load_run` casts them back to float32, so evaluation differs from the float32 weights
     by float16 rounding only. Atomic, like every checkpoint write.
     """
-    target = Path(path) / "model.pt"
+    target = RunDir(path).model_file
     payload = torch.load(target, map_location="cpu", weights_only=False)
     state = payload["state_dict"]
     payload["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}

@@ -1,7 +1,7 @@
 """Running grids of GPT training runs on many workers: a local pool, a SLURM cluster, in-process.
 
 The grid itself, a sweep's runs, which are done and the collected results table, is
-:mod:`ttsbook.grids`'s; here each unfinished run becomes one job (:func:`run_job`) that trains
+:mod:`ttsbook.runs.sweep`'s; here each unfinished run becomes one job (:func:`run_job`) that trains
 it (resuming from its atomic checkpoint) and scores it on every evaluation setting.
 
 Executors: ``local`` (a process pool: one worker per visible GPU, or one per CPU core with one
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from .checks import BadValue, check_choice, check_int
-from .finished import EvalConfig, evaluate_runs
-from .grids import Sweep, collect, pending, score_file
-from .options import options, param
-from .runs import RunConfig, run_dir, train_run
-from .utils import atomic_write, resolve_device
+from ..checks import BadValue, check_choice, check_int, param
+from ..utils import atomic_write, resolve_device
+from .options import options
+from .run import RunConfig, RunDir, train_run
+from .score import EvalConfig, evaluate_runs, score_file
+from .sweep import Sweep, collect, pending
 
 EXECUTORS = ("local", "slurm", "debug")
 
@@ -219,7 +219,7 @@ def launch(sweep: Sweep, root: str | Path, config: LaunchConfig | None = None,
         jobs = submit_slurm(records, root, evals, slurm_plan(len(todo), sweep.name, config))
     elif todo and config.executor == "local":
         failed = run_local(records, root, evals, device, config.workers)
-        failures = {run_dir(todo[i], root).name: error for i, error in sorted(failed.items())}
+        failures = {RunDir.of(todo[i], root).name: error for i, error in sorted(failed.items())}
     elif todo:
         run_debug(records, root, evals, device, threads)
     if config.executor != "slurm" or not todo:
