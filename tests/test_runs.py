@@ -113,7 +113,7 @@ def test_checkpoint_round_trip_and_skip(tmp_path):
     assert {p.name for p in out.path.iterdir()} == {"config.json", "model.pt", "history.csv", "done"}
     assert load_config(out) == config
     model = load_run(out)
-    saved = torch.load(out.model_file, weights_only=False)["state_dict"]
+    saved = torch.load(out.model_file, weights_only=True)["state_dict"]
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in saved.items())
     stamp = (out.model_file).stat().st_mtime_ns
     assert train_run(config, tmp_path) == out  # finished: skipped, nothing rewritten
@@ -145,7 +145,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
     assert proc.returncode == -9, proc.stderr.decode()
     out = RunDir.of(config, tmp_path / "a")
     assert out.checkpoint_file.exists() and not out.finished
-    assert torch.load(out.checkpoint_file, weights_only=False)["step"] == config.ckpt_every
+    assert torch.load(out.checkpoint_file, weights_only=True)["step"] == config.ckpt_every
     with pytest.raises(FileExistsError, match="resume"):
         train_run(config, tmp_path / "a")
     resumed = load_run(train_run(config, tmp_path / "a", resume=True)).state_dict()
@@ -171,7 +171,7 @@ def test_cot_training_loss_decreases(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_bf16_compiled_run_saves_uncompiled_float32_weights(tmp_path):
     out = train_run(tiny(compile=True), tmp_path, device="cuda")
-    state = torch.load(out.model_file, weights_only=False)["state_dict"]
+    state = torch.load(out.model_file, weights_only=True)["state_dict"]
     assert not any(k.startswith("_orig_mod") for k in state)
     assert all(v.dtype == torch.float32 and v.device.type == "cpu" for v in state.values())
     assert load_run(out, device="cuda").predict(make_task("isotropic", 2).sample(4, 3), 2).isfinite().all()

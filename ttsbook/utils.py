@@ -11,6 +11,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -143,36 +144,71 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, **extra) -> Path:
     """Write ``{config, state_dict, **extra}`` atomically (temp file, then rename).
 
     The model must carry a dataclass ``config``; an interrupted write never leaves a
-    half-written checkpoint behind.
+    half-written checkpoint behind. Everything is stored as tensors and plain data
+    (:func:`plain`), so it loads with ``weights_only=True``.
     """
     model = getattr(model, "_orig_mod", model)  # save the uncompiled module's weights
     payload = {"config": config_dict(model.config), "state_dict": model.state_dict(), **extra}
-    return atomic_save(payload, path)
+    return atomic_save(plain(payload), path)
+
+
+def plain(value):
+    """``value`` as what ``torch.load(..., weights_only=True)`` reads back: numpy scalars become
+    Python numbers and numpy arrays tensors, inside dicts, lists and tuples."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+
+
+def load_payload(path: str | Path, map_location="cpu", arg: str = "checkpoint") -> dict:
+    """What :func:`save_checkpoint` wrote to ``path``, read with ``weights_only=True``: tensors
+    and plain data only, so a file that holds anything else is refused and never runs code.
+    A missing, unreadable or refused file raises a one-line ``BadValue`` naming ``arg``."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise BadValue(arg, f"{path} is missing") from None
+    except pickle.UnpicklingError as err:
+        if "global" in f"{err} {err.__context__}".lower():  # an object: it could run code
+            raise BadValue(arg, f"{path} holds objects other than tensors and plain data, so "
+                                "it was not loaded (loading it could run code); use a file "
+                                "ttsbook wrote, from a source you trust") from None
+        raise BadValue(arg, f"{path} is unreadable (not a checkpoint file)") from None
+    except (RuntimeError, EOFError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise BadValue(arg, f"{path} is unreadable ({reason})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict) \
+            or not isinstance(payload.get("state_dict"), dict):
+        raise BadValue(arg, f"{path} is unreadable (not a ttsbook checkpoint)")
+    return payload
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, map_location="cpu",
                     arg: str = "checkpoint") -> dict:
     """Load weights into ``model`` after checking the saved config equals ``model.config``.
 
-    Returns the whole payload (for optimiser state, step, RNG, …). A missing or unreadable
-    file, or one saved with a different config (the fields that differ are listed), raises a
-    one-line ``BadValue`` naming ``arg``.
+    Returns the whole payload (for optimiser state, step, RNG, …), read by
+    :func:`load_payload` (``weights_only=True``: nothing read from disk runs code). A missing,
+    unreadable or refused file, or one saved with a different config (the fields that differ
+    are listed), raises a one-line ``BadValue`` naming ``arg``.
     """
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
-        saved = payload["config"]
-    except FileNotFoundError:
-        raise BadValue(arg, f"{path} is missing") from None
-    except (RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise BadValue(arg, f"{path} is unreadable ({reason})") from None
-    mine = config_dict(model.config)
+    payload = load_payload(path, map_location, arg)
+    saved, mine = payload["config"], config_dict(model.config)
     diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
     if diff or set(saved) != set(mine):
         fields = ", ".join(f"{k}: saved {a!r} vs model {b!r}" for k, (a, b) in diff.items())
         raise BadValue(arg, f"checkpoint {path.name} was saved with a different config ({fields})")
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        raise BadValue(arg, f"{path} does not hold this model's weights "
+                            f"({str(err).splitlines()[0]})") from None
     return payload
 
 

@@ -29,7 +29,8 @@ from ..gpt import GPT, GPTConfig, PRESETS, preset
 from ..spectra import COV_HELP, check_cov_spec
 from ..tasks import make_task
 from ..train import TrainConfig, Trainer, cot_loss
-from ..utils import atomic_save, load_checkpoint, resolve_device, save_checkpoint, writable_dir
+from ..utils import (atomic_save, load_checkpoint, load_payload, resolve_device, save_checkpoint,
+                     writable_dir)
 from .options import options
 
 LATER_DEFAULTS = {"optimizer": "adam", "log_every": 10}
@@ -302,7 +303,7 @@ def export_half(path: str | Path) -> Path:
     by float16 rounding only. Atomic, like every checkpoint write.
     """
     target = RunDir(path).model_file
-    payload = torch.load(target, map_location="cpu", weights_only=False)
+    payload = load_payload(target, arg="run")
     state = payload["state_dict"]
     payload["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     return atomic_save(payload, target)

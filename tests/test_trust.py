@@ -1,0 +1,87 @@
+"""The trust boundary (issue 20): nothing read from disk runs code, names stay inside their
+folder, the weights decide what a run is, sweeps survive crashes and each other, and bad input
+is one line with exit status 2 -- all through ``python -m ttsbook`` as a user runs it."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ENV = os.environ | {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1",
+                    "PYTHONPATH": os.pathsep.join(sys.path)}
+TINY = ["--n-dims", "2", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--n-points", "4",
+        "--cot-steps", "2", "--batch-size", "8", "--warmup", "1", "--device", "cpu"]
+
+
+def cli(*argv, timeout=120, cwd=None) -> tuple[int, str, str]:
+    """``python -m ttsbook ARGV`` in a fresh process, run outside the repository (so the
+    package on ``PYTHONPATH`` is the one tested): (exit status, stdout, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "ttsbook", *map(str, argv)], capture_output=True,
+                          text=True, env=ENV, timeout=timeout, cwd=cwd or Path.home())
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def assert_one_line(code: int, err: str, *words: str) -> None:
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (code, err)
+    assert all(w in err for w in words), err
+
+
+class Touch:
+    """Unpickling this runs ``touch MARKER``: what a malicious run file would do."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A finished tiny run, trained through the command line."""
+    root = tmp_path_factory.mktemp("runs")
+    code, _, err = cli("train", *TINY, "--steps", "4", "--out", root)
+    assert code == 0, err
+    (run,) = root.iterdir()
+    return run
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    shutil.copytree(run, to)
+    return to
+
+
+# ---------------------------------------------------------------- 1. nothing read runs code
+def test_1_a_malicious_model_or_checkpoint_never_runs(finished, tmp_path):
+    marker = tmp_path / "PWNED"
+    bad = copy_run(finished, tmp_path / "bad")
+    payload = torch.load(bad / "model.pt", weights_only=True)
+    torch.save(payload | {"extra": Touch(marker)}, bad / "model.pt")
+    code, _, err = cli("evaluate", bad, "--out", tmp_path / "e.csv", "--device", "cpu")
+    assert_one_line(code, err, "RUN_DIR", "model.pt", "could run code")
+    # the same through a checkpoint on train --resume
+    root = tmp_path / "root"
+    copy_run(finished, root / finished.name)
+    (root / finished.name / "done").unlink()
+    torch.save(payload | {"step": Touch(marker)}, root / finished.name / "checkpoint.pt")
+    code, _, err = cli("train", *TINY, "--steps", "4", "--out", root, "--resume")
+    assert_one_line(code, err, "--resume", "checkpoint.pt", "could run code")
+    assert not marker.exists()
+
+
+def test_1_every_file_the_project_writes_loads_with_weights_only(finished, tmp_path):
+    from ttsbook.gpt import GPT, GPTConfig
+    from ttsbook.utils import save_checkpoint
+    for name in ("model.pt",):
+        torch.load(finished / name, weights_only=True)
+    path = save_checkpoint(tmp_path / "c.pt", GPT(GPTConfig(n_dims=2, n_layer=1, n_head=1,
+                                                            n_embd=4)),
+                           history=[{"loss": np.float64(0.5), "n": np.int64(3)}],
+                           table=np.zeros(3))
+    back = torch.load(path, weights_only=True)
+    assert back["history"] == [{"loss": 0.5, "n": 3}] and torch.equal(back["table"],
+                                                                       torch.zeros(3))
