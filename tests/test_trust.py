@@ -85,3 +85,22 @@ def test_1_every_file_the_project_writes_loads_with_weights_only(finished, tmp_p
     back = torch.load(path, weights_only=True)
     assert back["history"] == [{"loss": 0.5, "n": 3}] and torch.equal(back["table"],
                                                                        torch.zeros(3))
+
+
+# ---------------------------------------------------------------- 2. names stay names
+def test_2_names_that_become_paths_or_job_parameters_are_checked(tmp_path):
+    marker, out = tmp_path / "PWNED", tmp_path / "out"
+    (tmp_path / "evil.toml").write_text(f'name = "e3\\ntouch {marker} #"\n[grid]\nsteps = [5]\n')
+    (tmp_path / "e v.toml").write_text("[grid]\nsteps = [5]\n")
+    grid = ["--grid", "steps=5", "--out", out, "--device", "cpu", "--dry-run"]
+    for argv, option in [
+            (["sweep", "--name", "../escaped", *grid], "--name"),
+            (["sweep", "--name", ".hidden", *grid], "--name"),
+            (["sweep", "--name", "a/b", *grid], "--name"),
+            (["sweep", tmp_path / "evil.toml", "--out", out, "--dry-run"], "SWEEP"),
+            (["sweep", tmp_path / "e v.toml", "--out", out, "--dry-run"], "SWEEP"),
+            (["sweep", "--partition", "gpu\n#SBATCH --wrap=touch", "--executor", "slurm", *grid],
+             "--partition")]:
+        code, _, err = cli(*argv)
+        assert_one_line(code, err, option, "letters, digits")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e v.toml", "evil.toml"]

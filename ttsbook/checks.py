@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import re
 
 
 class BadValue(ValueError):
@@ -40,6 +41,19 @@ def check_number(value, name: str, low: float, *, strict: bool = False,
         interval = (f"{'>' if strict else '>='} {low:g}"
                     + (f" and < {high:g}" if high is not None else ""))
         raise BadValue(name, f"{name} must be a number {interval}, got {value!r}")
+    return value
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+"""A name that may become a file name or a job parameter: no separator, no leading dot."""
+
+
+def check_name(value, name: str) -> str:
+    """``value`` if it is a safe name (:data:`SAFE_NAME`: 1 to 100 letters, digits, ``.``,
+    ``_`` or ``-``, not starting with a dot); else :class:`BadValue`."""
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+        raise BadValue(name, f"{name} must be 1 to 100 letters, digits, '.', '_' or '-', not "
+                             f"starting with '.', got {value!r}")
     return value
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..checks import BadValue, check_choice, check_int, param
+from ..checks import BadValue, check_choice, check_int, check_name, param
 from ..utils import atomic_write, resolve_device
 from .options import options
 from .run import RunConfig, RunDir, train_run
@@ -55,6 +55,8 @@ class LaunchConfig:
         check_int(self.time, "time")
         check_int(self.gpus, "gpus", low=0)
         check_int(self.requeues, "requeues", low=0)
+        if self.partition is not None:
+            check_name(self.partition, "partition")
         for name in ("workers", "cpus", "array_parallelism"):
             if getattr(self, name) is not None:
                 check_int(getattr(self, name), name)

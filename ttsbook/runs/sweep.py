@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..checks import BadValue
+from ..checks import BadValue, check_name
 from ..utils import atomic_write
 from .options import Option, flag_of
 from .run import RUN_OPTIONS, RunConfig, RunDir
@@ -119,7 +119,11 @@ def read_sweep(sweep: str | Path) -> tuple[str, dict]:
     if unknown := sorted(set(spec) - set(SWEEP_KEYS)):
         raise BadValue("sweep", f"{path}: unknown key(s) {unknown}; "
                                 f"allowed: {', '.join(SWEEP_KEYS)}")
-    return spec.get("name", path.stem), spec
+    name = spec.get("name", path.stem)
+    try:
+        return check_name(name, "name"), spec
+    except BadValue as err:
+        raise BadValue("sweep", f"{path}: {err}") from None
 
 
 def _points(base: dict, block: dict, arg: str):
@@ -185,6 +189,7 @@ def expand(spec: dict | None = None, grid=(), seeds=None, evals: dict | None = N
     axes ``grid`` (texts ``FIELD=V1,V2``) and ``seeds`` replacing the file's axes of the same
     field in every block; ``evals`` overrides the file's ``[eval]`` fields."""
     arg = "sweep" if spec is not None else "grid"
+    check_name(name, "name")
     if spec is None and not grid:
         raise BadValue("grid", "empty grid: give a sweep file (a .toml path or a shipped sweep) "
                                "or --grid FIELD=V1,V2")
