@@ -104,3 +104,19 @@ def test_2_names_that_become_paths_or_job_parameters_are_checked(tmp_path):
         code, _, err = cli(*argv)
         assert_one_line(code, err, option, "letters, digits")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e v.toml", "evil.toml"]
+
+
+# ---------------------------------------------------------------- 3. the weights decide
+def test_3_a_config_json_that_disagrees_with_the_weights_is_refused(tmp_path):
+    import json
+    import ttsbook
+    shipped = Path(ttsbook.__file__).parent / "data" / "gpt" / "cpu-n20-powerraw1.0-k8-321ac81e"
+    run = copy_run(shipped, tmp_path / shipped.name)
+    config = json.loads((run / "config.json").read_text())
+    del config["n_points"], config["train_cov"]  # now it reads as n = 10, isotropic
+    (run / "config.json").write_text(json.dumps(config))
+    code, _, err = cli("evaluate", run, "--out", tmp_path / "e.csv", "--n-prompts", "10",
+                       "--device", "cpu")
+    assert_one_line(code, err, "RUN_DIR", "n_points: 10 vs 20",
+                    "train_cov: 'isotropic' vs 'power_raw:1.0'")
+    assert not (tmp_path / "e.csv").exists()

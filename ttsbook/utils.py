@@ -197,8 +197,16 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, map_location="cpu"
     unreadable or refused file, or one saved with a different config (the fields that differ
     are listed), raises a one-line ``BadValue`` naming ``arg``.
     """
-    path = Path(path)
     payload = load_payload(path, map_location, arg)
+    load_weights(model, payload, path, arg)
+    return payload
+
+
+def load_weights(model: torch.nn.Module, payload: dict, path: str | Path,
+                 arg: str = "checkpoint") -> None:
+    """Load ``payload``'s weights (read from ``path``) into ``model`` once its saved config is
+    ``model.config``; else a one-line ``BadValue`` naming ``arg`` and the fields that differ."""
+    path = Path(path)
     saved, mine = payload["config"], config_dict(model.config)
     diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
     if diff or set(saved) != set(mine):
@@ -209,7 +217,6 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, map_location="cpu"
     except RuntimeError as err:
         raise BadValue(arg, f"{path} does not hold this model's weights "
                             f"({str(err).splitlines()[0]})") from None
-    return payload
 
 
 SCALES = ("cpu", "gpu", "paper")

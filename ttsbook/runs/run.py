@@ -29,8 +29,8 @@ from ..gpt import GPT, GPTConfig, PRESETS, preset
 from ..spectra import COV_HELP, check_cov_spec
 from ..tasks import make_task
 from ..train import TrainConfig, Trainer, cot_loss
-from ..utils import (atomic_save, load_checkpoint, load_payload, resolve_device, save_checkpoint,
-                     writable_dir)
+from ..utils import (atomic_save, load_checkpoint, load_payload, load_weights, resolve_device,
+                     save_checkpoint, writable_dir)
 from .options import options
 
 LATER_DEFAULTS = {"optimizer": "adam", "log_every": 10}
@@ -287,13 +287,32 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def load_run(path: str | Path, device: str | torch.device = "auto") -> GPT:
-    """The trained model of a finished run folder, in eval mode."""
+    """The trained model of a finished run folder, in eval mode, once the folder's config
+    agrees with the one stored beside the weights (which decide what the run is)."""
     run = RunDir(path)
     if not run.finished:
         raise BadValue("run", f"{run} is not a finished run (no 'done' marker)")
-    model = GPT(run.read_config().model)
-    load_checkpoint(run.model_file, model, arg="run")
+    config, payload = run.read_config(), load_payload(run.model_file, arg="run")
+    _check_stored_config(run, config, payload.get("run_config"))
+    model = GPT(config.model)
+    load_weights(model, payload, run.model_file, arg="run")
     return model.to(resolve_device(device)).eval()
+
+
+def _check_stored_config(run: RunDir, config: RunConfig, stored) -> None:
+    """``BadValue`` naming the keys where the folder's config and the weights' differ."""
+    where = f"{run.model_file.name} (the config the weights were trained with)"
+    try:
+        stored = RunConfig(**stored).record()
+    except (TypeError, ValueError) as err:
+        raise BadValue("run", f"{run.model_file} holds no valid run config ({err}); re-copy "
+                              "the run") from None
+    mine = config.record()
+    if keys := sorted(k for k in set(stored) | set(mine)
+                      if k not in NOT_HASHED and stored.get(k) != mine.get(k)):
+        diff = ", ".join(f"{k}: {mine.get(k)!r} vs {stored.get(k)!r}" for k in keys)
+        raise BadValue("run", f"{run.config_file} disagrees with {where} on {diff}; restore "
+                              f"{run.config_file.name} or re-copy the run")
 
 
 def export_half(path: str | Path) -> Path:
