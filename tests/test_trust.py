@@ -120,3 +120,56 @@ def test_3_a_config_json_that_disagrees_with_the_weights_is_refused(tmp_path):
     assert_one_line(code, err, "RUN_DIR", "n_points: 10 vs 20",
                     "train_cov: 'isotropic' vs 'power_raw:1.0'")
     assert not (tmp_path / "e.csv").exists()
+
+
+# ---------------------------------------------------------------- 4. two sweeps, one folder
+SWEEP_TOML = """
+seeds = [0, 1]
+[base]
+n_dims = 2
+n_layer = 1
+n_head = 2
+n_embd = 16
+cot_steps = 2
+steps = 60
+batch_size = 8
+warmup = 1
+ckpt_every = 5
+[grid]
+n_points = [3, 4]
+[eval]
+m = 4
+k_max = 3
+n_prompts = 50
+"""
+# A sweep in this process, each training logged (name, pid) to LOG: Trainer.fit is wrapped
+# here, in the test's driver only, to count how often each run is trained.
+COUNTING_SWEEP = """
+import os, sys
+from ttsbook.__main__ import main
+from ttsbook.train import Trainer
+fit = Trainer.fit
+def counted(self, *args, desc="train", **kwargs):
+    with open(os.environ["LOG"], "a") as log:
+        log.write(f"{desc} {os.getpid()}\\n")
+    return fit(self, *args, desc=desc, **kwargs)
+Trainer.fit = counted
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_4_two_sweeps_on_one_folder_both_finish_each_run_trained_once(tmp_path):
+    (tmp_path / "grid.toml").write_text(SWEEP_TOML)
+    argv = ["sweep", str(tmp_path / "grid.toml"), "--executor", "debug", "--device", "cpu",
+            "--out", str(tmp_path / "out")]
+    env = ENV | {"LOG": str(tmp_path / "log")}
+    procs = [subprocess.Popen([sys.executable, "-c", COUNTING_SWEEP, *argv], env=env,
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    trained = (tmp_path / "log").read_text().split()[::2]
+    assert len(trained) == 4 and len(set(trained)) == 4, trained  # each run once, all four
+    table = (tmp_path / "out" / "grid.csv").read_text()
+    assert table.count("\n") == 1 + 4 * 3  # header, 4 runs x k = 1..3
+    assert not list((tmp_path / "out").rglob("*.tmp"))

@@ -124,14 +124,26 @@ def config_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: the permissions a plain open() would give a new file
+
+
 def atomic_write(path: str | Path, save) -> Path:
     """``save(tmp)`` writes a temp file beside ``path``, then a rename puts it in place: a
-    crash never leaves half a file at ``path``."""
+    crash never leaves half a file at ``path``. The temp file's name is unique
+    (``tempfile``), so writers of the same file never trip over each other's temp file; the
+    last rename wins, whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save(tmp)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide a shared run from others
+        save(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -75,12 +75,13 @@ def run_job(record: dict, root: str, evals: list, device: str = "auto",
     path = train_run(config, root, device, resume=True, threads=threads)
     for fields in evals:
         target = score_file(path, EvalConfig(**fields))
-        if target.exists():
-            continue
-        df = evaluate_runs([path], **fields, device=device, threads=threads)
-        df = df.assign(run_id=config.run_id(), n_prompts=fields["n_prompts"],
-                       eval_seed=fields["seed"])
-        atomic_write(target, lambda tmp: df.to_csv(tmp, index=False))  # like checkpoints
+        with path.lock():  # another sweep may be scoring it: wait, then it is there
+            if target.exists():
+                continue
+            df = evaluate_runs([path], **fields, device=device, threads=threads)
+            df = df.assign(run_id=config.run_id(), n_prompts=fields["n_prompts"],
+                           eval_seed=fields["seed"])
+            atomic_write(target, lambda tmp: df.to_csv(tmp, index=False))  # like checkpoints
     return path.name
 
 

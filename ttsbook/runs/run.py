@@ -16,9 +16,16 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no folder locks (one sweep per folder at a time)
+    fcntl = None
 
 import numpy as np
 import pandas as pd
@@ -29,8 +36,8 @@ from ..gpt import GPT, GPTConfig, PRESETS, preset
 from ..spectra import COV_HELP, check_cov_spec
 from ..tasks import make_task
 from ..train import TrainConfig, Trainer, cot_loss
-from ..utils import (atomic_save, load_checkpoint, load_payload, load_weights, resolve_device,
-                     save_checkpoint, writable_dir)
+from ..utils import (atomic_save, atomic_write, load_checkpoint, load_payload, load_weights,
+                     resolve_device, save_checkpoint, writable_dir)
 from .options import options
 
 LATER_DEFAULTS = {"optimizer": "adam", "log_every": 10}
@@ -207,6 +214,23 @@ class RunDir:
     def finished(self) -> bool:
         return self.done_file.exists()
 
+    @contextmanager
+    def lock(self):
+        """Hold this run alone (an exclusive ``flock`` on its folder, created if needed): a
+        second process that asks waits until the first is done, so two sweeps on one folder
+        never train or score the same run twice. Released when the block ends, or the process
+        dies."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            yield self
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield self
+        finally:
+            os.close(fd)
+
     def read_config(self) -> RunConfig:
         """The :class:`RunConfig` saved here (``BadValue`` naming ``run`` if missing or
         corrupt)."""
@@ -247,12 +271,21 @@ def train_run(config: RunConfig, root: str | Path, device: str | torch.device = 
     run = RunDir.of(config, root)
     if run.finished:
         return run
+    writable_dir(run.path)
+    with run.lock():  # another process may be training it: wait, then it is finished
+        if not run.finished:
+            _train(config, run, device, resume, threads, hooks)
+    return run
+
+
+def _train(config: RunConfig, run: RunDir, device, resume: bool, threads, hooks) -> None:
+    """:func:`train_run`'s work, in the locked folder ``run``."""
     ckpt = run.checkpoint_file
     if ckpt.exists() and not resume:
         raise FileExistsError(f"{run} holds an interrupted run: add --resume (in Python "
                               "resume=True) to continue it, or delete that folder to start over")
-    writable_dir(run.path)
-    run.config_file.write_text(json.dumps(config.record(), indent=2) + "\n")
+    atomic_write(run.config_file,
+                 lambda tmp: tmp.write_text(json.dumps(config.record(), indent=2) + "\n"))
     model = GPT(config.model)
 
     def checkpoint(trainer: Trainer) -> None:
@@ -274,10 +307,10 @@ def train_run(config: RunConfig, root: str | Path, device: str | torch.device = 
         raise RunInterrupted(run.path, trainer.steps_done, config.train.steps,
                              not trainer.in_step) from None
     save_checkpoint(run.model_file, model.cpu(), run_config=config.record())
-    pd.DataFrame(trainer.history).to_csv(run.history_file, index=False)
-    run.done_file.write_text("complete\n")
+    atomic_write(run.history_file,
+                 lambda tmp: pd.DataFrame(trainer.history).to_csv(tmp, index=False))
+    atomic_write(run.done_file, lambda tmp: tmp.write_text("complete\n"))
     ckpt.unlink(missing_ok=True)
-    return run
 
 
 # ---------------------------------------------------------------- loading
