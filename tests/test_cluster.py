@@ -12,6 +12,7 @@ from ttsbook.runs.launch import LaunchConfig, TrainJob, launch, slurm_plan
 from ttsbook.runs.sweep import collect, expand, pending, read_results, read_sweep, swept_scores
 
 cluster = importlib.import_module("ttsbook.runs.launch")  # the module; ttsbook.runs.launch is its function
+pool = importlib.import_module("ttsbook.runs.pool")
 
 # A 2 x 2 grid of tiny runs (n x training seed), each a fraction of a second on one CPU thread.
 TINY_TOML = """
@@ -96,7 +97,7 @@ def test_a_killed_sweep_relaunched_trains_only_the_unfinished_runs(tiny, swept, 
         trained.append(config.name())
         hooks = [exit_after_first_checkpoint] if len(trained) == 3 else []
         return ttsbook.runs.run.train_run(config, root, *args, hooks=hooks, **kwargs)
-    monkeypatch.setattr(cluster, "train_run", train_run)
+    monkeypatch.setattr(pool, "train_run", train_run)
     with pytest.raises(SystemExit):
         launch(sweep, tmp_path, LaunchConfig(executor="debug"), device="cpu")
     left = [c.name() for c in pending(sweep, tmp_path)]
@@ -168,7 +169,7 @@ def test_the_shipped_paper_sweep_holds_chapter_8_s_paper_runs():
 
 def test_every_bad_input_is_one_line(tiny, tmp_path, capsys, monkeypatch):
     broken = {"unknown": "[base]\nwidth = 3\n", "empty": "[grid]\nn_points = []\n",
-              "toml": "[base\n", "key": "sweeps = [1]\n", "eval": "[eval]\nm_test = 3\n"}
+              "toml": "[base\n", "key": "sweeps = [1]\n", "eval": "[grid]\nsteps = [5]\n[eval]\nm_test = 3\n"}
     for key, text in broken.items():
         (tmp_path / f"{key}.toml").write_text(text)
     out = ["--out", str(tmp_path / "runs")]

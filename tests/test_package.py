@@ -21,7 +21,7 @@ LAYERS = [
     {"__main__", "__init__"},
 ]
 # The runs wing (ttsbook/runs/), lowest first: its modules import only earlier ones.
-WING = ["options", "run", "score", "sweep", "launch", "cli", "__init__"]
+WING = ["options", "run", "score", "sweep", "pool", "launch", "cli", "__init__"]
 PACKAGE = Path(tb.__file__).parent
 
 

@@ -8,6 +8,7 @@ with the help text its command-line option shows (``ttsbook.runs`` builds the op
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import re
 
@@ -24,11 +25,18 @@ class BadValue(ValueError):
         return BadValue(f"{parent}.{self.arg}", str(self))
 
 
-def check_int(value, name: str, low: int = 1) -> int:
-    """``value`` if it is an integer (not a bool) ``>= low``; else :class:`BadValue`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise BadValue(name, f"{name} must be an integer >= {low}, got {value!r}")
+def check_int(value, name: str, low: int = 1, high: int | None = None) -> int:
+    """``value`` if it is an integer (not a bool) ``>= low`` (and ``<= high``); else
+    :class:`BadValue`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low \
+            or (high is not None and value > high):
+        bound = f">= {low}" + (f" and <= {high:,}" if high is not None else "")
+        raise BadValue(name, f"{name} must be an integer {bound}, got {value!r}")
     return int(value)
+
+
+MAX_SEED = 2**63 - 1
+"""The largest seed a generator takes (``torch.manual_seed``, numpy): seeds are 0..2**63-1."""
 
 
 def check_number(value, name: str, low: float, *, strict: bool = False,
@@ -36,6 +44,7 @@ def check_number(value, name: str, low: float, *, strict: bool = False,
     """``value`` if it is a real number ``>= low`` (``> low`` if ``strict``), ``< high`` if
     given."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and math.isfinite(value) \
         and (value > low if strict else value >= low) and (high is None or value < high)
     if not ok:
         interval = (f"{'>' if strict else '>='} {low:g}"

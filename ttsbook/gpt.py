@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import BadValue, check_choice, check_int, check_number, param
+from .checks import MAX_SEED, BadValue, check_choice, check_int, check_number, param
 from .tasks import Prompts
 from .tokens import check_steps, cot_column, tokens
 
@@ -50,7 +50,7 @@ class GPTConfig:
                                      f"n_head={self.n_head}")
         check_choice(self.pos, "pos", POSITIONS)
         check_number(self.dropout, "dropout", 0, high=1)
-        check_int(self.seed, "seed", low=0)
+        check_int(self.seed, "seed", low=0, high=MAX_SEED)
 
 
 PRESETS = {

@@ -3,6 +3,7 @@ atomic checkpoints, writable folders and a Ctrl-C that waits for the end of a st
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import pickle
 import signal
@@ -26,8 +27,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
         raise BadValue("device", "device must be 'auto', 'cpu' or 'cuda[:i]', "
-                                 f"got {device!r}") from None
+                                 f"got {str(device) if device else device!r}") from None
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         why = ("this build of torch has no CUDA" if torch.version.cuda is None
                else "no such GPU is visible")
@@ -49,6 +52,12 @@ def threads_chosen() -> bool:
         or torch.get_num_threads() != _TORCH_THREADS
 
 
+def check_threads(threads) -> int:
+    """``threads`` if it is 1 .. the machine's CPU cores (more would only oversubscribe them;
+    far more aborts the OpenMP runtime); else ``BadValue``."""
+    return check_int(threads, "threads", high=os.cpu_count() or 1)
+
+
 @contextmanager
 def thread_policy(model: torch.nn.Module, device: torch.device, threads: int | None = None):
     """Run the block on ``threads`` CPU threads, then restore torch's setting.
@@ -66,7 +75,7 @@ def thread_policy(model: torch.nn.Module, device: torch.device, threads: int | N
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(check_int(threads, "threads"))
+    torch.set_num_threads(check_threads(threads))
     try:
         yield
     finally:
@@ -133,16 +142,22 @@ def atomic_write(path: str | Path, save) -> Path:
     crash never leaves half a file at ``path``. The temp file's name is unique
     (``tempfile``), so writers of the same file never trip over each other's temp file; the
     last rename wins, whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide a shared run from others
         save(Path(tmp))
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # read-only or full: an OSError naming ``path``
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+        raise OSError(getattr(err, "errno", None) or errno.EIO, reason, str(path)) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
@@ -191,9 +206,10 @@ def load_payload(path: str | Path, map_location="cpu", arg: str = "checkpoint") 
                                 "it was not loaded (loading it could run code); use a file "
                                 "ttsbook wrote, from a source you trust") from None
         raise BadValue(arg, f"{path} is unreadable (not a checkpoint file)") from None
-    except (RuntimeError, EOFError) as err:
+    except (RuntimeError, EOFError, OSError) as err:  # truncated, a folder, unreadable, ...
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise BadValue(arg, f"{path} is unreadable ({reason})") from None
+        raise BadValue(arg, f"{path} is unreadable or truncated ({reason}): copy it again, or "
+                            "delete it (a checkpoint.pt: the run then starts over)") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict) \
             or not isinstance(payload.get("state_dict"), dict):
         raise BadValue(arg, f"{path} is unreadable (not a ttsbook checkpoint)")

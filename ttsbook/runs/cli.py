@@ -15,8 +15,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..checks import BadValue, check_int
-from ..utils import resolve_device, writable_dir
+from ..checks import BadValue
+from ..utils import atomic_write, check_threads, resolve_device, writable_dir
 from .launch import LAUNCH_OPTIONS, LaunchConfig, launch, slurm_plan, submitit_installed
 from .options import add_options, flag_of, gather, to_argv
 from .run import RUN_OPTIONS, RunConfig, RunDir, RunInterrupted, train_run
@@ -177,7 +177,11 @@ def _sweep(args, argv: list[str]) -> int:
         print(f"results: {root / sweep.name}.csv")
     for run, error in done["failures"].items():
         print(f"{args.parser.prog}: error: run {run} failed: {error}", file=sys.stderr)
-    return 1 if done["failures"] else 0
+    if failed := len(done["failures"]):
+        print(f"{args.parser.prog}: {failed} of {len(todo)} runs failed (listed above); the "
+              f"others are done. Retry the failed ones with: "
+              f"{shlex.join(['python', '-m', 'ttsbook', *argv])}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _train(args, argv: list[str]) -> int:
@@ -196,10 +200,12 @@ def _train(args, argv: list[str]) -> int:
 
 
 def _evaluate(args, argv: list[str]) -> int:
+    if args.out.is_dir():
+        raise BadValue("out", f"{args.out} is a folder: give the path of the CSV file to write")
     writable_dir(args.out.parent, "out")
     df = evaluate_runs(args.runs, **gather(args, EVAL_OPTIONS), device=args.device,
                        threads=args.threads)
-    df.to_csv(args.out, index=False)
+    atomic_write(args.out, lambda tmp: df.to_csv(tmp, index=False))
     print(args.out)
     return 0
 
@@ -210,10 +216,17 @@ def _one_line(args, err: Exception) -> tuple[int, str]:
         flag = flag_of(err.arg, args.options) or {"run": "RUN_DIR", "sweep": "SWEEP"}.get(
             err.arg, "--" + err.arg.replace("_", "-"))
         return 2, f"argument {flag}: {err}"
+    if isinstance(err, OSError) and err.filename:  # a folder made read-only, a full disk
+        again = " (train: with --resume)" if args.command == "train" else ""
+        return 2, (f"cannot write {err.filename}: {err.strerror}; make its folder writable "
+                   f"(and check free space), then run the same command again{again}")
     if isinstance(err, FileExistsError):
         return 2, f"argument --resume: {err}"
     if isinstance(err, FloatingPointError):
         return 2, f"argument --lr: {err}"
+    if isinstance(err, MemoryError) or "out of memory" in str(err):
+        return 2, ("out of memory: make the run or the evaluation smaller (--batch-size, "
+                   "--n-embd, --n-layer, --n-prompts, --k-max)")
     return 1, f"{type(err).__name__}: {err} (rerun with --debug for the traceback)"
 
 
@@ -224,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.device = resolve_device(args.device)
         if args.threads is not None:
-            check_int(args.threads, "threads")
+            check_threads(args.threads)
         return {"train": _train, "evaluate": _evaluate, "sweep": _sweep}[args.command](args, argv)
     except KeyboardInterrupt:
         print(f"{args.parser.prog}: interrupted", file=sys.stderr)

@@ -40,6 +40,9 @@ from ..utils import (atomic_save, atomic_write, load_checkpoint, load_payload, l
                      resolve_device, save_checkpoint, writable_dir)
 from .options import options
 
+MAX_PASSES = 10_000
+"""The most CoT passes a run trains on (``cot_steps``) or is evaluated at (``k_max``)."""
+MAX_LAYERS, MAX_DIMS = 1_000, 4_096
 LATER_DEFAULTS = {"optimizer": "adam", "log_every": 10}
 """Fields added after v0.2.0: recorded only when changed, so that earlier runs keep their hash."""
 NOT_HASHED = ("ckpt_every", "compile", "log_every")
@@ -123,9 +126,11 @@ class RunConfig:
                                            f"got {self.n_points}")
         else:
             check_int(self.n_points, "n_points")
-        check_int(self.cot_steps, "cot_steps")
+        check_int(self.cot_steps, "cot_steps", high=MAX_PASSES)
         check_int(self.ckpt_every, "ckpt_every")
-        check_cov_spec(self.train_cov, self.model.n_dims, "train_cov")
+        check_int(self.model.n_layer, "model.n_layer", high=MAX_LAYERS)
+        check_int(self.model.n_dims, "model.n_dims", high=MAX_DIMS)  # before a d x d matrix
+        check_cov_spec(check_text(self.train_cov, "train_cov"), self.model.n_dims, "train_cov")
         if self.model.pos == "learned" and self.max_points + self.cot_steps > self.model.max_len:
             raise BadValue("n_points", f"n + K = {self.max_points + self.cot_steps} exceeds "
                                        f"max_len = {self.model.max_len} (learned positions)")
@@ -173,6 +178,52 @@ class RunConfig:
 RUN_OPTIONS = options(RunConfig)
 
 
+def check_text(value, name: str) -> str:
+    """``value`` if it is text (a covariance spec, say); else ``BadValue``."""
+    if not isinstance(value, str):
+        raise BadValue(name, f"{name} must be text, got {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------- will it fit?
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free on ``device`` (the CPU: MemAvailable), or ``None`` if unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        text = Path("/proc/meminfo").read_text()
+        return int(re.search(r"MemAvailable:\s+(\d+) kB", text).group(1)) * 1024
+    except (OSError, AttributeError):
+        return None
+
+
+def model_bytes(model: GPTConfig) -> int:
+    """float32 parameters of a GPT of this shape (blocks, read-in/out, learned positions)."""
+    width, d_tok = model.n_embd, 2 * model.n_dims + 2
+    positions = model.max_len * width if model.pos == "learned" else 0
+    return 4 * (model.n_layer * (12 * width**2 + 13 * width) + 2 * d_tok * width + positions)
+
+
+def check_fits(need: int, device: torch.device, what: str, blame: str) -> None:
+    """``BadValue(blame)`` before allocating, when ``need`` bytes exceed what ``device`` has."""
+    free = free_memory(device)
+    if free is not None and need > free:
+        raise BadValue(blame, f"{what} needs about {need / 2**30:,.1f} GiB, more than the "
+                              f"{free / 2**30:,.1f} GiB free on {device}: make it smaller")
+
+
+def training_bytes(config: RunConfig) -> tuple[int, str]:
+    """Memory a run's training needs (weights, gradients, Adam's two moments; activations of
+    a batch over n + K + 1 tokens), and the field that makes it large."""
+    m, b = config.model, config.train.batch_size
+    tokens = config.max_points + config.cot_steps + 1
+    act = 4 * b * tokens * m.n_layer * (20 * m.n_embd + 2 * m.n_head * tokens)
+    ratios = {"model.n_layer": m.n_layer / 4, "model.n_embd": (m.n_embd / 64) ** 2,
+              "model.n_dims": m.n_dims / 5, "train.batch_size": b / 64,
+              "n_points": config.max_points / 10, "cot_steps": config.cot_steps / 8}
+    return 4 * model_bytes(m) + act, max(ratios, key=ratios.get)
+
+
 # ---------------------------------------------------------------- the folder
 @dataclass(frozen=True)
 class RunDir:
@@ -214,6 +265,16 @@ class RunDir:
     def finished(self) -> bool:
         return self.done_file.exists()
 
+    def remove_if_unstarted(self) -> None:
+        """Remove this folder if it holds nothing but its config (a run that never got to a
+        checkpoint): a later run then starts cleanly."""
+        try:
+            if {p.name for p in self.path.iterdir()} <= {self.config_file.name}:
+                self.config_file.unlink(missing_ok=True)
+                self.path.rmdir()
+        except OSError:
+            pass
+
     @contextmanager
     def lock(self):
         """Hold this run alone (an exclusive ``flock`` on its folder, created if needed): a
@@ -242,6 +303,8 @@ class RunDir:
                 from None
         except json.JSONDecodeError as err:
             raise BadValue("run", f"{file} is not valid JSON ({err})") from None
+        except OSError as err:
+            raise BadValue("run", f"{file} cannot be read ({err.strerror or err})") from None
         except (TypeError, ValueError) as err:
             raise BadValue("run", f"{file} does not describe a run ({err})") from None
 
@@ -271,10 +334,18 @@ def train_run(config: RunConfig, root: str | Path, device: str | torch.device = 
     run = RunDir.of(config, root)
     if run.finished:
         return run
+    device, (need, blame) = resolve_device(device), training_bytes(config)
+    check_fits(need, device, "training this run", blame)
+    fresh = not run.path.exists()
     writable_dir(run.path)
-    with run.lock():  # another process may be training it: wait, then it is finished
-        if not run.finished:
-            _train(config, run, device, resume, threads, hooks)
+    try:
+        with run.lock():  # another process may be training it: wait, then it is finished
+            if not run.finished:
+                _train(config, run, device, resume, threads, hooks)
+    except BaseException:
+        if fresh:  # a failed start leaves no folder behind (one with a checkpoint stays)
+            run.remove_if_unstarted()
+        raise
     return run
 
 

@@ -12,13 +12,14 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from ..checks import check_int, param
+from ..checks import MAX_SEED, check_int, param
 from ..evaluate import evaluate
 from ..spectra import COV_HELP, check_cov_spec
 from ..tasks import make_task
 from ..utils import resolve_device, thread_policy
 from .options import options
-from .run import RunDir, load_config, load_run
+from .run import (MAX_PASSES, RunDir, check_fits, check_text, load_config, load_run,
+                  model_bytes)
 
 SHIPPED_RUNS = Path(str(resources.files("ttsbook") / "data" / "gpt"))
 """The finished GPT runs that ship inside the package (preset ``cpu``, d = 5); see its README."""
@@ -37,10 +38,21 @@ class EvalConfig:
                          "batch)", flag="--eval-seed", metavar="SEED")
 
     def __post_init__(self):
-        for name in ("m", "k_max", "n_prompts"):
+        for name in ("m", "n_prompts"):
             check_int(getattr(self, name), name)
-        check_int(self.seed, "seed", low=0)
-        check_cov_spec(self.test_cov, arg="test_cov")
+        check_int(self.k_max, "k_max", high=MAX_PASSES)
+        check_int(self.seed, "seed", low=0, high=MAX_SEED)
+        check_cov_spec(check_text(self.test_cov, "test_cov"), arg="test_cov")
+
+    def bytes_for(self, model) -> tuple[int, str]:
+        """Memory scoring ``model`` (a GPTConfig) needs, all prompts at once (float64 prompts
+        and iterates, the KV cache and one layer's activations over m + 1 + K tokens), and the
+        field that makes it large."""
+        tokens, b, width = self.m + 1 + self.k_max, self.n_prompts, model.n_embd
+        need = 8 * b * (tokens * (2 * model.n_dims + 2) + 2 * self.k_max * model.n_dims) \
+            + 4 * b * tokens * (2 * model.n_layer * width + 8 * width + model.n_head * tokens)
+        ratios = {"n_prompts": b / 2000, "m": self.m / 10, "k_max": self.k_max / 20}
+        return need + model_bytes(model), max(ratios, key=ratios.get)
 
 
 EVAL_OPTIONS = options(EvalConfig)
@@ -58,6 +70,9 @@ def evaluate_runs(paths, *args, device: str | torch.device = "auto", threads: in
     Every run is loaded (and checked) before any is scored.
     """
     spec, device = EvalConfig(*args, **kwargs), resolve_device(device)
+    for p in paths:
+        need, blame = spec.bytes_for(load_config(p).model)
+        check_fits(need, device, "scoring these test prompts", blame)
     runs = [(RunDir(p), load_config(p), load_run(p, device)) for p in paths]
     frames = []
     for run, config, model in runs:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..checks import BadValue, check_name
+from ..spectra import check_cov_spec
 from ..utils import atomic_write
 from .options import Option, flag_of
 from .run import RUN_OPTIONS, RunConfig, RunDir
@@ -67,8 +68,17 @@ def field_option(name: str, arg: str = "grid") -> Option:
     raise BadValue(arg, f"unknown field {name!r}; run-config fields are: {fields}")
 
 
+KINDS = {str: ((str,), "text"), int: ((int,), "an integer"),
+         float: ((int, float), "a number"), bool: ((bool,), "true or false")}
+
+
 def field_value(o: Option, value, arg: str = "grid"):
-    """``value`` of field ``o``, read from text with the option's own parser when it is text."""
+    """``value`` of field ``o``, read from text with the option's own parser when it is text;
+    a value of the wrong type (``train_cov = 5``, ``steps = 1.5``) is a ``BadValue``."""
+    kinds, what = KINDS.get(o.parse, (None, o.metavar))
+    if kinds and (not isinstance(value, str) or o.parse is str) and (
+            not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
+        raise BadValue(arg, f"field {field_name(o)}: expected {what}, got {value!r}")
     if not isinstance(value, str) or o.parse is str:
         return value
     if o.parse is bool:
@@ -113,9 +123,13 @@ def read_sweep(sweep: str | Path) -> tuple[str, dict]:
         raise BadValue("sweep", "reading a sweep file needs Python 3.11+ or tomli "
                                 "(pip install 'ttsbook[cluster]'); --grid options need neither")
     try:
-        spec = tomllib.loads(path.read_text())
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise BadValue("sweep", f"{path} is not valid TOML ({err})") from None
+    except UnicodeDecodeError:
+        raise BadValue("sweep", f"{path} is not UTF-8 text (a TOML file is)") from None
+    except OSError as err:
+        raise BadValue("sweep", f"{path} cannot be read ({err.strerror or err})") from None
     if unknown := sorted(set(spec) - set(SWEEP_KEYS)):
         raise BadValue("sweep", f"{path}: unknown key(s) {unknown}; "
                                 f"allowed: {', '.join(SWEEP_KEYS)}")
@@ -166,12 +180,16 @@ def _blocks(spec: dict, arg: str) -> list[dict]:
     """The ``[[grid]]`` blocks (or one ``[grid]`` table) as ``{option: [values]}``."""
     blocks = spec.get("grid", [{}])
     blocks = [blocks] if isinstance(blocks, dict) else blocks
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        raise BadValue(arg, "grid must be a [grid] table or [[grid]] tables of FIELD = values")
     return [{o: v if isinstance(v, list) else [v]
              for o, v in _table({"grid": b}, "grid", arg).items()}
             for b in blocks]
 
 
 def _evals(spec: dict, overrides: dict, arg: str) -> list[EvalConfig]:
+    if not isinstance(spec.get("eval", {}), dict):
+        raise BadValue(arg, "[eval] must be a table of FIELD = value(s)")
     table = spec.get("eval", {}) | overrides
     fields = [f.name for f in dataclasses.fields(EvalConfig)]
     if unknown := sorted(set(table) - set(fields)):
@@ -193,14 +211,18 @@ def expand(spec: dict | None = None, grid=(), seeds=None, evals: dict | None = N
     if spec is None and not grid:
         raise BadValue("grid", "empty grid: give a sweep file (a .toml path or a shipped sweep) "
                                "or --grid FIELD=V1,V2")
+    if spec is not None and not grid and not (spec.get("base") or spec.get("grid")):
+        raise BadValue(arg, "empty sweep: the file defines no runs (give a [base] or [grid] "
+                            "table), or add --grid FIELD=V1,V2")
     spec, cli = spec or {}, parse_grid(grid)
+    given = set(cli) | ({field_option("seed")} if seeds is not None else set())
     seeds = spec.get("seeds") if seeds is None else seeds
     if seeds is not None:
         cli[field_option("seed")] = list(seeds) if isinstance(seeds, (list, tuple)) else [seeds]
     base, runs = _table(spec, "base", arg), {}
     blocks = [b | cli for b in _blocks(spec, arg)]
     for block in blocks:
-        where = "grid" if set(block) & set(cli) else arg  # the option to name in an error
+        where = "grid" if set(block) & given else arg  # the option to name in an error
         for point in _points(base, block, where):
             config = _config(point, where)
             runs.setdefault(config.run_id(), config)
@@ -208,7 +230,11 @@ def expand(spec: dict | None = None, grid=(), seeds=None, evals: dict | None = N
         raise BadValue(arg, "empty grid: it holds no runs")
     axes = tuple(dict.fromkeys(field_name(o) for b in blocks for o, v in b.items()
                                if len(v) > 1 or len(blocks) > 1))
-    return Sweep(name, list(runs.values()), _evals(spec, evals or {}, arg), axes)
+    scored = _evals(spec, evals or {}, arg)
+    for d in sorted({c.model.n_dims for c in runs.values()}):  # before any training
+        for e in scored:
+            check_cov_spec(e.test_cov, d, "test_cov")
+    return Sweep(name, list(runs.values()), scored, axes)
 
 
 # ---------------------------------------------------------------- which runs are done
