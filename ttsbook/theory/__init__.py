@@ -2,6 +2,8 @@
 
 ``population``: Γ, population and one-step errors, μ spectrum, scaling law, context needed;
 ``finite``: finite test prompts (Marchenko–Pastur, divergence, per-prompt μ_max);
+``tail``: the finite prompt's tail (numpy): the probability that a prompt diverges (Tracy–Widom
+edge), the exact per-prompt error at every k, and means over 10⁵–10⁶ prompts that see the tail;
 ``mixtures``: training mixtures, the task-selection QP and the best mixture for the true error.
 Errors are per coordinate, ``E||ŵ − w||² / d``; arrays over k are indexed k = 0..n_steps.
 """
@@ -13,3 +15,5 @@ from .population import (context_needed, gamma, mu_spectrum, n_star, one_step_er
                          population_error, pseudo_newton_v, scaling_law, wishart_second_moment)
 from .noise import (filter_error, gd_filter, least_squares_error, noisy_one_step_error,
                     noisy_prompt_error, ridge, ridge_filter, ridge_gamma)
+from .tail import (PromptSpectra, TailStats, divergence_probability, prompt_spectra,
+                   sample_moments, spectral_errors, tail_stats)
