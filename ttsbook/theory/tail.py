@@ -67,8 +67,9 @@ def divergence_probability(V, cov_test, m: int) -> float:
 def sample_moments(cov_test, m: int, n_prompts: int, seed: int = 0) -> np.ndarray:
     """``Ŝ = XᵀX/m`` for ``n_prompts`` prompts of m examples ``x ~ N(0, Σ)``: (B, d, d).
 
-    ``numpy.random.default_rng(seed)`` (an int or a sequence of ints); Bartlett's decomposition when m >= d (d(d+1)/2
-    draws per prompt), the raw (m, d) Gaussian matrix otherwise.
+    ``numpy.random.default_rng(seed)`` (an int or a sequence of ints); Bartlett's
+    decomposition when m >= d (d(d+1)/2 draws per prompt), the raw (m, d) Gaussian matrix
+    otherwise.
     """
     cov = _matrix(cov_test, "cov_test")
     check_int(m, "m")
