@@ -159,7 +159,8 @@ def iterate_contraction(iterates: torch.Tensor) -> torch.Tensor:
     """
     W = torch.as_tensor(iterates, dtype=DTYPE)
     if W.ndim != 3 or W.shape[1] < 2:
-        raise BadValue("iterates", f"iterates must have shape (B, K >= 2, d), got {tuple(W.shape)}")
+        raise BadValue("iterates", f"iterates must have shape (B, K >= 2, d), "
+                                   f"got {tuple(W.shape)}")
     steps, ok = _steps(W)
     pair = ok[:, 1:] & ok[:, :-1]                                  # (B, K−1): δ_j−1, δ_j usable
     j = torch.where(pair.any(1), pair.shape[1] - 1 - pair.flip(1).int().argmax(1), 0)
