@@ -102,7 +102,8 @@ def top_eigenvalue_bound(V: torch.Tensor, prompts: Prompts, n_squarings: int = 3
     Power iteration on the matrix: ``A² , A⁴, …`` by repeated squaring. When A's eigenvalues
     are real and >= 0 (``V = −P`` with P symmetric positive definite: A is similar to
     ``P^½ŜP^½``) this is never below ``ν_max`` and at most ``d^(1/p)`` times it (1.21 for
-    d = 20 at the default p = 16; 1.45 at p = 8), unlike a vector power iteration's Rayleigh quotient, which undershoots.
+    d = 20 at the default p = 16; 1.45 at p = 8), unlike a vector power iteration's Rayleigh
+    quotient, which undershoots.
     """
     check_int(n_squarings, "n_squarings", low=1)
     S = prompts.to("cpu").moments()[0]                           # (B, d, d)
