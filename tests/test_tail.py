@@ -8,8 +8,8 @@ import torch
 
 import ttsbook as tb
 from ttsbook.checks import BadValue
-from ttsbook.theory import (divergence_probability, prompt_spectra, sample_moments,
-                            spectral_errors, tail_stats)
+from ttsbook.theory import (divergence_probability, isotropic_paths, prompt_spectra,
+                            sample_moments, spectral_errors, tail_stats)
 from ttsbook.theory.tracy_widom import tw1_cdf, tw1_sf, wishart_edge
 
 
@@ -117,3 +117,25 @@ def test_bad_arguments_get_one_line_errors():
         sample_moments(np.ones(3), 4, 10)
     with pytest.raises(BadValue, match="m must be"):
         spectral_errors(prompt_spectra(-np.eye(2), np.eye(2)[None]), 3, noise_std=0.5)
+
+
+def test_isotropic_paths_have_the_law_of_the_chain():
+    # Errors, residuals (less ||ε||²/m) and residual-stop choices of the sampled paths
+    # against the chain run on real prompts (d = 6, m = 9, σ = 0.4, c = 0.7).
+    d, m, sigma, c, K = 6, 9, 0.4, 0.7, 15
+    err, res = isotropic_paths(c, sample_moments(np.eye(d), m, 60_000, seed=8), sigma, m, K,
+                               seed=9)
+    prompts = tb.RegressionTask(tb.isotropic(d), sigma).sample(m, 60_000, seed=3,
+                                                               split="eval",
+                                                               dtype=torch.float64)
+    W = tb.PseudoNewton(-c * torch.eye(d, dtype=torch.float64)).predict(prompts, K)
+    direct = prompts.errors(W).numpy()
+    noise = ((prompts.y - torch.einsum("bnd,bd->bn", prompts.X, prompts.w)) ** 2).mean(1)
+    residual = (tb.stopping.prompt_residuals(prompts, W) - noise[:, None]).numpy()
+    for mine, theirs in ((err[:, 1:], direct), (res[:, 1:], residual)):
+        se = np.hypot(mine.std(0), theirs.std(0)) / 60_000 ** 0.5
+        assert np.all(np.abs(mine.mean(0) - theirs.mean(0)) < 4 * se)
+    stop = tb.stopping.residual_stop(torch.as_tensor(res[:, 1:]))
+    stop_direct = tb.stopping.residual_stop(torch.as_tensor(residual))
+    shares = [np.bincount(s.numpy(), minlength=K + 1)[1:] / 60_000 for s in (stop, stop_direct)]
+    assert np.abs(shares[0] - shares[1]).max() < 0.01 and shares[0].max() < 0.8

@@ -15,5 +15,5 @@ from .population import (context_needed, gamma, mu_spectrum, n_star, one_step_er
                          population_error, pseudo_newton_v, scaling_law, wishart_second_moment)
 from .noise import (filter_error, gd_filter, least_squares_error, noisy_one_step_error,
                     noisy_prompt_error, ridge, ridge_filter, ridge_gamma)
-from .tail import (PromptSpectra, TailStats, divergence_probability, prompt_spectra,
-                   sample_moments, spectral_errors, tail_stats)
+from .tail import (PromptSpectra, TailStats, divergence_probability, isotropic_paths,
+                   prompt_spectra, sample_moments, spectral_errors, tail_stats)
