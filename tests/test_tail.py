@@ -104,7 +104,7 @@ def test_best_k_and_horizon_match_an_independent_monte_carlo():
     assert k_lo <= np.argmin(mean_direct) + 1 <= k_hi
     eps = 1.3 * stats.mean[k_best]
     start, k_h, h_lo, h_hi = stats.horizon(eps)
-    assert start < k_best < h_lo <= k_h <= h_hi < K
+    assert start < k_best <= h_lo <= k_h <= h_hi < K
     assert stats.mean[k_h] <= eps < stats.mean[k_h + 1]
     assert (stats.median[k_h:] < eps).all()                      # the median does not turn
     assert stats.horizon(0.1 * stats.mean[k_best]) is None
