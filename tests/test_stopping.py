@@ -118,6 +118,9 @@ def test_compare_rules_frame_and_the_oracle_bound():
     blind = st.compare_rules(_Blind(pn), prompts, [1, 3, 10], "short prompt", n_folds=4,
                              n_boot=200, V=pn.V)
     assert blind[["mean", "median"]].equals(df[["mean", "median"]])
+    errors = st.rule_errors(pn, prompts, [1, 3, 10], n_folds=4)
+    again = st.rules_frame(errors, [1, 3, 10], "short prompt", n_boot=200)
+    assert again.equals(df)
 
 
 def test_black_box_damping_is_used_without_v():

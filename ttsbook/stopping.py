@@ -289,6 +289,14 @@ def compare_rules(predictor, prompts: Prompts, budgets, setting: str = "", *, V=
     """
     budgets = _check_budgets(budgets)
     errors = rule_errors(predictor, prompts, budgets, V=V, n_folds=n_folds, theta=theta)
+    return rules_frame(errors, budgets, setting, n_boot=n_boot, seed=seed)
+
+
+def rules_frame(errors: dict, budgets, setting: str = "", *, n_boot: int = 1000,
+                seed: int = 0) -> pd.DataFrame:
+    """:func:`compare_rules`'s frame from :func:`rule_errors`' output (computed once, so the
+    same per-prompt errors can also be compared in pairs)."""
+    budgets = _check_budgets(budgets)
     rows = []
     for rule, (err, k) in errors.items():
         e = err.numpy()
