@@ -37,7 +37,7 @@ def test_wishart_edge_is_johnstone_for_the_identity():
 @pytest.mark.parametrize("cov, n, rel", [(tb.isotropic(10), 40, 0.1),
                                          (tb.power_law(10, 1.0), 30, 0.35)])
 def test_divergence_probability_matches_monte_carlo(cov, n, rel):
-    V = tb.pseudo_newton_v(cov, n).numpy()
+    V = tb.theory.pseudo_newton_v(cov, n).numpy()
     p = divergence_probability(V, cov.numpy(), 30)
     S = sample_moments(cov.numpy(), 30, 100_000, seed=17)
     mc = (prompt_spectra(V, S).nu_max > 2).mean()
@@ -63,7 +63,7 @@ def _chain_errors(P, X, noise_std, n_steps, n_draws, rng):
                                                (tb.power_law(5, 1.0), 3, 0.0)])
 def test_spectral_errors_are_the_chain_averaged_over_w_and_noise(cov, m, noise_std):
     rng = np.random.default_rng(3)
-    P = -tb.pseudo_newton_v(cov, 6).numpy()
+    P = -tb.theory.pseudo_newton_v(cov, 6).numpy()
     X = rng.standard_normal((3, m, 5)) @ np.linalg.cholesky(cov.numpy()).T
     exact = spectral_errors(prompt_spectra(-P, X.transpose(0, 2, 1) @ X / m), 12,
                             noise_std, m)
@@ -89,7 +89,7 @@ def test_best_k_and_horizon_match_an_independent_monte_carlo():
     # and a tail (ν_max > 2 on about 1% of prompts) that makes it turn up again.
     d, m, n, sigma, K = 6, 14, 10, 0.5, 40
     cov = tb.isotropic(d)
-    V = tb.pseudo_newton_v(cov, n)
+    V = tb.theory.pseudo_newton_v(cov, n)
     stats = tail_stats(V.numpy(), cov.numpy(), m, K, 200_000, noise_std=sigma, seed=2)
     prompts = tb.RegressionTask(cov, sigma).sample(m, 40_000, seed=5, split="eval",
                                                    dtype=torch.float64)
@@ -113,7 +113,7 @@ def test_best_k_and_horizon_match_an_independent_monte_carlo():
 def test_bad_arguments_get_one_line_errors():
     with pytest.raises(BadValue, match="V must be symmetric negative definite"):
         prompt_spectra(np.eye(3), np.eye(3)[None])
-    with pytest.raises(BadValue, match="cov_test"):
+    with pytest.raises(BadValue, match="test_cov"):
         sample_moments(np.ones(3), 4, 10)
     with pytest.raises(BadValue, match="m must be"):
         spectral_errors(prompt_spectra(-np.eye(2), np.eye(2)[None]), 3, noise_std=0.5)

@@ -36,8 +36,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .checks import BadValue, check_int, check_number
-from .spectra import DTYPE, check_covariance, hardness
+from .checks import DTYPE, BadValue, check_int, check_number
+from .spectra import check_covariance, hardness
 from .theory import (TailStats, context_needed, divergence_probability, divergence_threshold,
                      finite_prompt_error, n_star, population_error, pseudo_newton_v, tail_stats)
 
@@ -47,7 +47,7 @@ COST_MODEL = ("cost = cost_train·n + cost_pass·k; per_token=True: "
 
 @dataclass(frozen=True, eq=False)  # eq would compare arrays element-wise
 class Plan:
-    """What :func:`plan` found. Arrays are over ``ks = 1..k_max``; ``inf`` = out of reach.
+    """What :func:`plan` found. Arrays are over ``ks = 1..n_steps``; ``inf`` = out of reach.
 
     ``n_frontier``: real n*(k) at which the planned error equals ε; ``n_needed``: the smallest
     integer n reaching ε (``inf`` if none up to ``n_max``); ``floor``: the smallest error the
@@ -135,14 +135,14 @@ def _spectrum(d: int, spectrum) -> tuple[torch.Tensor | None, float]:
     return cov, hardness(cov)
 
 
-def _check(d, m, eps, cost_train, cost_pass, k_max, n_max, per_token) -> int | None:
-    check_int(d, "d")
+def _check(n_dims, m, eps, cost_train, cost_pass, n_steps, n_max, per_token) -> int | None:
+    check_int(n_dims, "n_dims")
     if m is not None and m != math.inf:
         m = check_int(m, "m")
     check_number(eps, "eps", 0, strict=True, high=1)  # ŵ = 0 already scores 1
     check_number(cost_train, "cost_train", 0, strict=True, high=math.inf)
     check_number(cost_pass, "cost_pass", 0, strict=True, high=math.inf)
-    check_int(k_max, "k_max")
+    check_int(n_steps, "n_steps")
     check_number(n_max, "n_max", 1, strict=True, high=math.inf)
     m = None if m in (None, math.inf) else m
     if per_token not in (True, False):
@@ -227,44 +227,44 @@ def _finite_search(cov, m: int, eps: float, k_max: int, n_max: float):
     return needed, frontier, floor
 
 
-def plan(d: int, spectrum, m: int | None, eps: float, cost_train: float, cost_pass: float,
-         k_max: int = 20, n_max: float = 1e4, *, per_token: bool = False,
+def plan(n_dims: int, spectrum, m: int | None, eps: float, cost_train: float,
+         cost_pass: float, n_steps: int = 20, n_max: float = 1e4, *, per_token: bool = False,
          n_prompts: int = 20_000, k_eval: int = 200, seed: int = 0) -> Plan:
     """The frontier n*(k), the cheapest (n, k), and what it promises for mean, median, tail.
 
     Args:
-        d: dimension. spectrum: the training covariance Λ, (d, d) positive definite, or its
+        n_dims: dimension d. spectrum: the training covariance Λ, (d, d) positive definite, or its
             hardness ``Hard = tr Λ / λ_min >= d`` (then the scaling law plans, m → ∞ only).
         m: test prompt length; ``None`` (or ``inf``) for infinitely long prompts. Finite m
             needs isotropic training (Λ = σI, or Hard = d): ``finite_prompt_error``'s law.
         eps: target error per coordinate, in (0, 1). cost_train, cost_pass: > 0, see
             ``COST_MODEL``; per_token: price a pass by the tokens it reads (finite m).
-        k_max: plans k = 1..k_max. n_max: largest n considered.
+        n_steps: plans k = 1..n_steps. n_max: largest n considered.
         n_prompts, k_eval, seed: finite m only, the Monte Carlo of the exact per-prompt
             errors at the plan's n for k = 0..k_eval (``tail_stats``; 0 prompts: skip it).
     Test features come from the training distribution (Σ = Λ). Bad arguments raise a
     one-line :class:`BadValue` naming the argument.
     """
-    m = _check(d, m, eps, cost_train, cost_pass, k_max, n_max, per_token)
+    m = _check(n_dims, m, eps, cost_train, cost_pass, n_steps, n_max, per_token)
     check_int(n_prompts, "n_prompts", low=0)
-    check_int(k_eval, "k_eval", low=k_max)
-    cov, hard = _spectrum(d, spectrum)
-    ks = np.arange(1, k_max + 1)
+    check_int(k_eval, "k_eval", low=n_steps)
+    cov, hard = _spectrum(n_dims, spectrum)
+    ks = np.arange(1, n_steps + 1)
     if m is None:
         model = "population, scaling law" if cov is None else "population, exact"
-        frontier, floor = _population_frontier(cov, hard, eps, ks, n_max), np.zeros(k_max)
+        frontier, floor = _population_frontier(cov, hard, eps, ks, n_max), np.zeros(n_steps)
         n_div = math.inf
 
         def error(n, k):
             return _population_error(cov, hard, n, k)
         needed = _integer_needed(error, frontier, ks, eps)
     else:
-        if hard > d * (1 + 1e-9):
-            raise BadValue("m", f"finite m needs isotropic training (Hard = d = {d}), got "
+        if hard > n_dims * (1 + 1e-9):
+            raise BadValue("m", f"finite m needs isotropic training (Hard = d = {n_dims}), got "
                                 f"Hard = {hard:.4g}; pass m=None to plan for m → ∞")
-        cov = torch.eye(d, dtype=DTYPE) if cov is None else cov
-        model, n_div = "finite m, Marchenko–Pastur", divergence_threshold(d, m)
-        needed, frontier, floor = _finite_search(cov, m, eps, k_max, n_max)
+        cov = torch.eye(n_dims, dtype=DTYPE) if cov is None else cov
+        model, n_div = "finite m, Marchenko–Pastur", divergence_threshold(n_dims, m)
+        needed, frontier, floor = _finite_search(cov, m, eps, n_steps, n_max)
 
         def error(n, k):
             return finite_prompt_error(pseudo_newton_v(cov, float(n)), cov, m, k)[k].item()

@@ -45,7 +45,7 @@ def _sqrt_sym(A: np.ndarray) -> np.ndarray:
     return (Q * np.sqrt(np.clip(lam, 0, None))) @ Q.T
 
 
-def divergence_probability(V, cov_test, m: int) -> float:
+def divergence_probability(V, test_cov, m: int) -> float:
     """Probability that a prompt of m examples, ``x ~ N(0, Σ)``, diverges (``ν_max > 2``).
 
     ``1 − F₁((2 − μ)/σ)`` with ``(μ, σ)`` the Tracy–Widom edge of ``λ_max(P^½ŜP^½)``
@@ -57,21 +57,21 @@ def divergence_probability(V, cov_test, m: int) -> float:
     6.2e-5 vs 1.1e-4; d = 10, m = 30, n = 12: 1e-6 vs 2.5e-6). Use ``tail_stats`` there.
     """
     P = _preconditioner(V)
-    cov = _matrix(cov_test, "cov_test")
+    cov = _matrix(test_cov, "test_cov")
     check_int(m, "m")
     root = _sqrt_sym(P)
     mu, sigma = wishart_edge(np.linalg.eigvalsh(root @ cov @ root).clip(0), m)
     return float(tw1_sf((2 - mu) / sigma))
 
 
-def sample_moments(cov_test, m: int, n_prompts: int, seed: int = 0) -> np.ndarray:
+def sample_moments(test_cov, m: int, n_prompts: int, seed: int = 0) -> np.ndarray:
     """``Ŝ = XᵀX/m`` for ``n_prompts`` prompts of m examples ``x ~ N(0, Σ)``: (B, d, d).
 
     ``numpy.random.default_rng(seed)`` (an int or a sequence of ints); Bartlett's
     decomposition when m >= d (d(d+1)/2 draws per prompt), the raw (m, d) Gaussian matrix
     otherwise.
     """
-    cov = _matrix(cov_test, "cov_test")
+    cov = _matrix(test_cov, "test_cov")
     check_int(m, "m")
     check_int(n_prompts, "n_prompts")
     rng, d = np.random.default_rng(seed), cov.shape[0]
@@ -223,12 +223,12 @@ class TailStats:
         return run[0], run[1], int(lo), int(hi)
 
 
-def tail_stats(V, cov_test, m: int, n_steps: int, n_prompts: int = 100_000, *,
+def tail_stats(V, test_cov, m: int, n_steps: int, n_prompts: int = 100_000, *,
                noise_std: float = 0.0, seed: int = 0, chunk: int = 10_000,
                n_keep: int = 20_000) -> TailStats:
     """Exact errors of k = 0..n_steps passes on ``n_prompts`` fresh prompts of m examples.
 
-    Chunk j (of ``chunk`` prompts) is ``sample_moments(cov_test, m, ·, seed=[seed, j])``;
+    Chunk j (of ``chunk`` prompts) is ``sample_moments(test_cov, m, ·, seed=[seed, j])``;
     each prompt's curve is :func:`spectral_errors` (exact given its features), so the only
     error is the Monte Carlo one over prompts: see ``mean_ci``, ``best_k``, ``horizon``
     (bootstrap over chunks) and ``n_diverging`` (the tail is seen only through those prompts).
@@ -241,7 +241,7 @@ def tail_stats(V, cov_test, m: int, n_steps: int, n_prompts: int = 100_000, *,
     sums, sizes, kept, n_div, top = [], [], [], 0, 0.0
     for j, start in enumerate(range(0, n_prompts, chunk)):
         size = min(chunk, n_prompts - start)
-        spectra = prompt_spectra(V, sample_moments(cov_test, m, size, seed=[seed, j]))
+        spectra = prompt_spectra(V, sample_moments(test_cov, m, size, seed=[seed, j]))
         err = spectral_errors(spectra, n_steps, noise_std, m)
         with np.errstate(invalid="ignore"):
             sums.append(err.sum(0))
