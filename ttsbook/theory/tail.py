@@ -256,20 +256,20 @@ def tail_stats(V, test_cov, m: int, n_steps: int, n_prompts: int = 100_000, *,
                      n_prompts, n_div, top)
 
 
-def isotropic_paths(c: float, S, noise_std: float, m: int, n_steps: int,
+def isotropic_paths(eta: float, S, noise_std: float, m: int, n_steps: int,
                     seed=0) -> tuple[np.ndarray, np.ndarray]:
     """Per prompt, the error ``||ŵ_k − w||²/d`` and the residual ``||y − Xŵ_k||²/m − ||ε||²/m``
-    of k = 0..n_steps passes with ``P = cI``, for a fresh ``w ~ N(0, I)`` and noise: two
-    (B, n_steps + 1) arrays.
+    of k = 0..n_steps passes with ``P = ηI`` (``eta``), for a fresh ``w ~ N(0, I)`` and noise:
+    two (B, n_steps + 1) arrays.
 
     Exact in distribution given ``S`` (B, d, d): in the eigenbasis ``Ŝ = Σ λ_j u_j u_jᵀ`` the
-    chain is diagonal, ``u_jᵀ(ŵ_k − w) = −(1 − cλ_j)^k β_j + φ_k(λ_j) ξ_j/λ_j`` with
+    chain is diagonal, ``u_jᵀ(ŵ_k − w) = −(1 − ηλ_j)^k β_j + φ_k(λ_j) ξ_j/λ_j`` with
     ``β_j = u_jᵀw ~ N(0, 1)`` and ``ξ_j = u_jᵀXᵀε/m ~ N(0, σ²λ_j/m)``, independent given Ŝ.
     The residual (up to the constant ``||ε||²/m``, which no rule's choice depends on) is
     ``Σ_j λ_j e_j² − 2 e_j ξ_j``. O(d) per prompt and pass, so rules that read the residual
     (``stopping.residual_stop``) can be scored on 10⁵–10⁶ prompts.
     """
-    check_number(c, "c", 0, strict=True)
+    check_number(eta, "eta", 0, strict=True)
     check_number(noise_std, "noise_std", 0)
     check_int(n_steps, "n_steps", low=0)
     lam = np.clip(np.linalg.eigvalsh(np.asarray(S, dtype=float)), 0, None)
@@ -278,7 +278,7 @@ def isotropic_paths(c: float, S, noise_std: float, m: int, n_steps: int,
     xi = noise_std * np.sqrt(lam / check_int(m, "m")) * rng.standard_normal(lam.shape)
     live = lam > 1e-12 * lam.max(-1, keepdims=True)
     ratio = np.where(live, xi / np.where(live, lam, 1.0), 0.0)
-    a, power = 1 - c * lam, np.ones_like(lam)
+    a, power = 1 - eta * lam, np.ones_like(lam)
     err, res = (np.empty((len(lam), n_steps + 1)) for _ in range(2))
     with np.errstate(over="ignore", invalid="ignore"):
         for k in range(n_steps + 1):
