@@ -92,6 +92,7 @@ def test_cost_of_a_pass_can_grow_with_the_prompt():
     assert np.allclose(token.costs(), token.n_needed + 0.01 * (20 * k + k * (k - 1) / 2))
     assert token.cost == np.nanmin(token.costs()[token.median_safe]) and token.k <= flat.k
     assert "per_token" in tb.planner.COST_MODEL
+    assert token.cost_formula.endswith("(k·m + k(k−1)/2)") and flat.cost_formula.endswith("·k")
 
 
 def test_plan_reports_mean_median_horizon_and_tail():

@@ -93,6 +93,12 @@ class Plan:
         ok = self.ks[self.median_safe & np.isfinite(self.n_needed)]
         return (int(ok.min()), int(ok.max())) if ok.size else None
 
+    @property
+    def cost_formula(self) -> str:
+        """The cost model this plan uses (see ``COST_MODEL``)."""
+        return ("cost = cost_train·n + cost_pass·(k·m + k(k−1)/2)" if self.per_token
+                else "cost = cost_train·n + cost_pass·k")
+
     def pass_units(self, k) -> np.ndarray:
         """What k passes cost in units of ``cost_pass``: k, or the tokens they read."""
         k = np.asarray(k, dtype=float)
