@@ -16,7 +16,7 @@ from ttsbook.spectra import COV_HELP, SPECTRA
 
 # Lowest first: a module may import only modules of earlier layers (or its own).
 LAYERS = [
-    {"checks", "options"}, {"utils", "spectra"}, {"tasks", "theory"}, {"tokens"},
+    {"checks", "options"}, {"utils", "spectra", "params"}, {"tasks", "theory"}, {"tokens"},
     {"lsa", "gpt", "predictors", "evaluate"}, {"train", "stopping"},
     {"runs", "experiments", "plots", "parallel"}, {"finished", "planner"}, {"grids"}, {"cluster"},
     {"__main__", "__init__"},
