@@ -29,7 +29,7 @@ RUNS_WING = {"runs", "finished", "grids", "cluster", "options", "__main__", "uti
 PENDING_RUNS_WING = {"label_runs"}
 # Import edges between the package's top-level modules (``theory/`` counts as one): 104 before
 # issue 21. A ceiling, so that a new edge is a decision.
-MAX_IMPORT_EDGES = 99
+MAX_IMPORT_EDGES = 100
 PACKAGE = Path(tb.__file__).parent
 
 
