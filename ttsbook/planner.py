@@ -39,7 +39,8 @@ import torch
 from .checks import DTYPE, BadValue, check_int, check_number
 from .spectra import check_covariance, hardness
 from .theory import (TailStats, context_needed, divergence_probability, divergence_threshold,
-                     finite_prompt_error, n_star, population_error, pseudo_newton_v, tail_stats)
+                     finite_prompt_error, n_star, population_error, pseudo_newton_v, scaling_law,
+                     tail_stats)
 
 COST_MODEL = ("cost = cost_train·n + cost_pass·k; per_token=True: "
               "cost = cost_train·n + cost_pass·(k·m + k(k−1)/2)")
@@ -162,7 +163,7 @@ def _check(n_dims, m, eps, cost_train, cost_pass, n_steps, n_max, per_token) -> 
 def _population_error(cov, hard, n: float, k: int) -> float:
     """Planned error after k passes, m → ∞: exact for a covariance, the law for a hardness."""
     if cov is None:
-        return (1 + n / (1 + hard)) ** (-2 * k)
+        return scaling_law(hard, n, k)[k].item()
     return population_error(pseudo_newton_v(cov, n), cov, k)[k].item()
 
 
