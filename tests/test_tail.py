@@ -65,8 +65,9 @@ def test_spectral_errors_are_the_chain_averaged_over_w_and_noise(cov, m, noise_s
     rng = np.random.default_rng(3)
     P = -tb.theory.pseudo_newton_v(cov, 6).numpy()
     X = rng.standard_normal((3, m, 5)) @ np.linalg.cholesky(cov.numpy()).T
-    exact = spectral_errors(prompt_spectra(-P, X.transpose(0, 2, 1) @ X / m), 12,
-                            noise_std, m)
+    exact = spectral_errors(prompt_spectra(-P, X=X), 12, noise_std, m)
+    assert np.allclose(exact, spectral_errors(prompt_spectra(
+        -P, X.transpose(0, 2, 1) @ X / m), 12, noise_std, m))
     assert exact[:, 0] == pytest.approx(1.0)
     for x, row in zip(X, exact):
         draws = _chain_errors(P, x, noise_std, 12, 40_000, rng)
@@ -115,6 +116,8 @@ def test_bad_arguments_get_one_line_errors():
         prompt_spectra(np.eye(3), np.eye(3)[None])
     with pytest.raises(BadValue, match="test_cov"):
         sample_moments(np.ones(3), 4, 10)
+    with pytest.raises(BadValue, match="exactly one of S"):
+        prompt_spectra(-np.eye(2))
     with pytest.raises(BadValue, match="m must be"):
         spectral_errors(prompt_spectra(-np.eye(2), np.eye(2)[None]), 3, noise_std=0.5)
 

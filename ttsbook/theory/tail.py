@@ -105,9 +105,15 @@ class PromptSpectra:
         return self.nu[:, -1]
 
 
-def prompt_spectra(V, S) -> PromptSpectra:
-    """One eigen-decomposition per prompt of ``P^½ŜP^½`` (``S``: (B, d, d) or (d, d))."""
+def prompt_spectra(V, S=None, *, X=None) -> PromptSpectra:
+    """One eigen-decomposition per prompt of ``P^½ŜP^½``: ``S`` (B, d, d) or (d, d), or the
+    prompts' features ``X`` (B, m, d), then ``Ŝ = XᵀX/m``."""
     P = _preconditioner(V)
+    if (S is None) == (X is None):
+        raise BadValue("S", "give exactly one of S (the prompts' Ŝ) and X (their features)")
+    if X is not None:
+        X = np.asarray(X, dtype=float)
+        S = X.transpose(0, 2, 1) @ X / X.shape[1]
     S = np.asarray(S, dtype=float).reshape(-1, *P.shape)
     if np.abs(P - P[0, 0] * np.eye(len(P))).max() <= 1e-12 * P[0, 0]:   # P = cI
         nu = P[0, 0] * np.linalg.eigvalsh(S)
