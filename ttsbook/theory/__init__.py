@@ -2,7 +2,9 @@
 
 ``population``: Γ, population and one-step errors, μ spectrum, scaling law, context needed;
 ``finite``: finite test prompts (Marchenko–Pastur, divergence, per-prompt μ_max);
-``mixtures``: training mixtures, the task-selection QP and the best mixture for the true error.
+``mixtures``: training mixtures, the task-selection QP and the best mixture for the true error;
+``noise``: label noise at test time; ``training_noise``: label noise in training (the optimum
+``−(Γ + σ²I/n)⁻¹``); ``misaligned``: Σ and Λ with different eigenbases (a non-normal step).
 Errors are per coordinate, ``E||ŵ − w||² / d``; arrays over k are indexed k = 0..n_steps.
 """
 from .finite import (divergence_threshold, divergent_fraction, finite_prompt_error, mp_density,
@@ -13,3 +15,6 @@ from .population import (context_needed, gamma, mu_spectrum, n_star, one_step_er
                          population_error, pseudo_newton_v, scaling_law, wishart_second_moment)
 from .noise import (filter_error, gd_filter, least_squares_error, noisy_one_step_error,
                     noisy_prompt_error, ridge, ridge_filter, ridge_gamma)
+from .training_noise import (contracting_noise, noisy_direct_loss, noisy_gamma,
+                             noisy_pseudo_newton_v)
+from .misaligned import Transient, aligned_error, misalignment_bound, tilt, transient
