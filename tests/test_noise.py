@@ -4,7 +4,7 @@ import torch
 
 import ttsbook as tb
 from ttsbook import theory
-from ttsbook.spectra import DTYPE
+from ttsbook.checks import DTYPE
 
 
 def _noisy(d, m, sigma, reps, seed):
@@ -21,7 +21,7 @@ def test_noisy_one_step_error_any_v_matches_monte_carlo():
     prompts = task.sample(m, 100_000, seed=9, split="eval", dtype=DTYPE)
     mc = tb.prompt_errors(tb.PseudoNewton(V), prompts, 1).mean().item()
     exact = theory.noisy_one_step_error(V, cov, m, sigma)
-    assert exact > tb.one_step_error(V, cov, m) + 0.01       # the noise term is visible
+    assert exact > tb.theory.one_step_error(V, cov, m) + 0.01       # the noise term is visible
     assert mc == pytest.approx(exact, rel=0.02)
 
 
@@ -71,7 +71,7 @@ def test_filter_error_is_exact_given_the_prompt():
     y = torch.einsum("bnd,bd->bn", X, w) + sigma * torch.randn(reps, m, generator=gen, dtype=DTYPE)
     prompts = tb.Prompts(X, y, w)
     gamma = 0.3
-    mc = ((theory.ridge(prompts, gamma) - w) ** 2).mean().item()
+    mc = ((tb.Ridge(gamma).predict(prompts, 1)[:, 0] - w) ** 2).mean().item()
     S = X[:1].transpose(1, 2) @ X[:1] / m
     exact = theory.filter_error(S, lambda lam: theory.ridge_filter(lam, gamma), sigma, m).item()
     assert mc == pytest.approx(exact, rel=0.01)
@@ -90,14 +90,14 @@ def test_ridge_sandwiches_gradient_descent():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: theory.least_squares_error(0, 5, 0.1), r"^d must be an integer >= 1, got 0$"),
+    (lambda: theory.least_squares_error(0, 5, 0.1), r"^n_dims must be an integer >= 1, got 0$"),
     (lambda: theory.least_squares_error(5, 0, 0.1), r"^m must be an integer >= 1, got 0$"),
     (lambda: theory.least_squares_error(5, 9, -0.1), r"^noise_std must be a number >= 0"),
-    (lambda: theory.noisy_prompt_error(0.0, 5, 9, 0.1, 3), r"^c must be a number > 0"),
+    (lambda: theory.noisy_prompt_error(0.0, 5, 9, 0.1, 3), r"^eta must be a number > 0"),
     (lambda: theory.noisy_prompt_error(0.5, 5, 9, 0.1, -1), r"^n_steps must be an integer >= 0"),
     (lambda: theory.ridge_gamma(0, 0.5), r"^k must be an integer >= 1, got 0$"),
     (lambda: theory.ridge_filter(1.0, 0.0), r"^gamma must be a number > 0, got 0.0$"),
-    (lambda: theory.gd_filter(1.0, -1.0, 2), r"^step must be a number > 0"),
+    (lambda: theory.gd_filter(1.0, -1.0, 2), r"^eta must be a number > 0"),
     (lambda: theory.noisy_one_step_error(-torch.eye(3), tb.isotropic(2), 4, 0.1),
      r"^V must have shape \(2, 2\)"),
 ])

@@ -12,7 +12,7 @@ D, N_TRAIN, M = 6, 20, 24
 def setup():
     iso = tb.isotropic(D)
     prompts = tb.RegressionTask(iso).sample(M, 300, seed=1, split="eval", dtype=torch.float64)
-    return tb.pseudo_newton_v(iso, N_TRAIN), prompts
+    return tb.theory.pseudo_newton_v(iso, N_TRAIN), prompts
 
 
 def test_noiseless_chains_on_all_examples_are_the_pseudo_newton_chain(setup):
@@ -73,13 +73,13 @@ def test_averaging_closed_form_matches_monte_carlo(setup):
 
 def test_population_form_is_the_large_m_limit():
     iso = tb.isotropic(D)
-    V = tb.pseudo_newton_v(iso, N_TRAIN)
+    V = tb.theory.pseudo_newton_v(iso, N_TRAIN)
     long = tb.RegressionTask(iso).sample(20_000, 40, seed=2, split="eval", dtype=torch.float64)
     given = P.averaging_error_given(V, long, 3, 5, 0.2).mean(0)
     population = P.averaging_error(V, iso, 3, 5, 0.2)
     assert torch.allclose(given, population, rtol=0.05)
     # the variance term, and only it, shrinks as 1/N
-    f = tb.population_error(V, iso, 5)
+    f = tb.theory.population_error(V, iso, 5)
     torch.testing.assert_close(P.averaging_error(V, iso, 10**9, 5, 0.2), f)
 
 

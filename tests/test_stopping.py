@@ -4,7 +4,7 @@ import torch
 
 import ttsbook as tb
 from ttsbook import stopping as st
-from ttsbook.spectra import DTYPE
+from ttsbook.checks import DTYPE
 
 D, M = 8, 16
 
@@ -51,8 +51,8 @@ def test_residual_stop_is_the_residual_minimum_for_pseudo_newton():
 
 def test_top_eigenvalue_bound_is_an_upper_bound_within_d_to_the_1_over_p():
     prompts = _prompts(200)
-    V = tb.pseudo_newton_v(tb.power_law(D, 1.0), 30)
-    true = tb.prompt_mu_max(V, prompts)
+    V = tb.theory.pseudo_newton_v(tb.power_law(D, 1.0), 30)
+    true = tb.stopping.prompt_mu_max(V, prompts)
     for q in (1, 3):
         bound = st.top_eigenvalue_bound(V, prompts, n_squarings=q)
         p = 2 ** (q + 1)
@@ -63,10 +63,10 @@ def test_damped_chain_cannot_diverge_where_the_plain_one_does():
     prompts = _prompts(300)
     pn = tb.PseudoNewton.trained(tb.isotropic(D), 1000)      # Γ⁻¹Ŝ_m passes 2 on most prompts
     plain = tb.prompt_errors(pn, prompts, 60)[:, -1]
-    assert (tb.prompt_mu_max(pn.V, prompts) > 2).double().mean() > 0.5 and plain.median() > 1e3
+    assert (tb.stopping.prompt_mu_max(pn.V, prompts) > 2).double().mean() > 0.5 and plain.median() > 1e3
     for theta in (0.5, 1.0):
         eta = st.damping(st.top_eigenvalue_bound(pn.V, prompts), theta)
-        assert (eta * tb.prompt_mu_max(pn.V, prompts) < 2).all()
+        assert (eta * tb.stopping.prompt_mu_max(pn.V, prompts) < 2).all()
         errs = ((st.damped_iterates(pn.V, prompts, 60, eta) - prompts.w[:, None]) ** 2).mean(-1)
         assert (torch.diff(errs, dim=1) < 1e-12).all()       # θ <= 1: monotone too
         assert errs[:, -1].median() < 1e-2 and (errs[:, -1] < errs[:, 0]).all()
@@ -85,7 +85,7 @@ def test_relax_is_exact_for_an_affine_chain_even_with_noise():
 def test_iterate_contraction_recovers_the_top_eigenvalue_of_a_diverging_chain():
     prompts = _prompts(200)
     pn = tb.PseudoNewton.trained(tb.isotropic(D), 1000)
-    mu = tb.prompt_mu_max(pn.V, prompts)
+    mu = tb.stopping.prompt_mu_max(pn.V, prompts)
     nu = st.iterate_contraction(pn.predict(prompts, 40))
     diverging = mu > 2.2                                      # the top mode dominates by k = 40
     assert diverging.sum() > 20
@@ -131,8 +131,8 @@ def test_black_box_damping_is_used_without_v():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda p, pn: st.compare_rules(pn, p, [0, 3]), r"^budgets must be an integer >= 1, got 0$"),
-    (lambda p, pn: st.compare_rules(pn, p, []), r"^budgets must list at least one K_max >= 1, got none$"),
+    (lambda p, pn: st.compare_rules(pn, p, [0, 3]), r"^n_steps must be an integer >= 1, got 0$"),
+    (lambda p, pn: st.compare_rules(pn, p, []), r"^n_steps must list at least one budget K >= 1, got none$"),
     (lambda p, pn: st.compare_rules(pn, p, [2], theta=2.0), r"^theta must be a number > 0 and < 2"),
     (lambda p, pn: st.compare_rules(pn, p, [2], n_folds=1), r"^n_folds must be an integer >= 2"),
     (lambda p, pn: st.holdout_curve(pn, p, 3, n_folds=M + 1), r"^n_folds must be <= m = 16"),

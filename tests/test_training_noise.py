@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import ttsbook as tb
-from ttsbook import sweeps
+from ttsbook import experiments
 from ttsbook.checks import BadValue
 from ttsbook.evaluate import prompt_errors
 from ttsbook.theory import (aligned_error, contracting_noise, misalignment_bound, mu_spectrum,
@@ -61,14 +61,14 @@ def test_noisy_gamma_is_sigma_squared_of_extra_trace():
     cov, n, sigma = tb.power_law(6, 0.5), 11, 1.3
     shifted = (1 + 1 / n) * cov + (torch.trace(cov) + sigma ** 2) / n * torch.eye(6, dtype=DTYPE)
     assert torch.allclose(noisy_gamma(cov, n, sigma), shifted, atol=1e-12)
-    assert torch.allclose(noisy_gamma(cov, n, 0.0), tb.gamma(cov, n), atol=0)
+    assert torch.allclose(noisy_gamma(cov, n, 0.0), tb.theory.gamma(cov, n), atol=0)
 
 
 def test_trained_lsa_on_noisy_labels_lands_on_the_noisy_optimum():
     cov, n, sigma = tb.rotate(tb.power_law(5, 1.0), seed=7), 12, 1.5
     config = tb.TrainConfig(steps=300, batch_size=1024, lr=0.03, seed=1, log_every=50)
-    models, history = sweeps.train_lsas(cov, [n], config, noise_std=sigma, device="cpu")
-    V = sweeps.learned_v(models[n])
+    models, history = experiments.train_lsas(cov, [n], config, noise_std=sigma, device="cpu")
+    V = experiments.learned_v(models[n])
     target = noisy_pseudo_newton_v(cov, n, sigma)
     gap = _rel(pseudo_newton_v(cov, n), target)
     assert history.distance.iloc[-1] == pytest.approx(_rel(V, target))
@@ -77,17 +77,17 @@ def test_trained_lsa_on_noisy_labels_lands_on_the_noisy_optimum():
 
 
 def test_contracting_noise_puts_mu_max_exactly_at_two_for_any_test_covariance():
-    for cov, cov_test, n in [
+    for cov, test_cov, n in [
         (tb.missing_skills(6, [4, 5], 0.05), tb.isotropic(6), 30),
         (tb.rotate(tb.power_law(5, 1.5), seed=2), tb.power_law(5, 0.3), 40),   # not commuting
     ]:
-        sigma = contracting_noise(cov, n, cov_test)
+        sigma = contracting_noise(cov, n, test_cov)
         assert sigma > 0
-        assert mu_spectrum(pseudo_newton_v(cov, n), cov_test).max() > 2
-        top = mu_spectrum(noisy_pseudo_newton_v(cov, n, sigma), cov_test).max().item()
+        assert mu_spectrum(pseudo_newton_v(cov, n), test_cov).max() > 2
+        top = mu_spectrum(noisy_pseudo_newton_v(cov, n, sigma), test_cov).max().item()
         assert abs(top - 2) < 1e-9
         for factor, contracts in ((0.9, False), (1.1, True)):
-            mu = mu_spectrum(noisy_pseudo_newton_v(cov, n, factor * sigma), cov_test)
+            mu = mu_spectrum(noisy_pseudo_newton_v(cov, n, factor * sigma), test_cov)
             assert (mu.max().item() < 2) == contracts
     assert contracting_noise(tb.isotropic(4), 10, tb.isotropic(4)) == 0.0
 
@@ -117,20 +117,20 @@ def _misaligned_cases():
 
 @pytest.mark.parametrize("case", list(range(3)))
 def test_schur_and_condition_bounds_hold_at_every_k(case):
-    cov, cov_test, n = list(_misaligned_cases())[case]
+    cov, test_cov, n = list(_misaligned_cases())[case]
     V = pseudo_newton_v(cov, n)
-    err, al = population_error(V, cov_test, 40), aligned_error(V, cov_test, 40)
-    kappa = misalignment_bound(V, cov_test)
+    err, al = population_error(V, test_cov, 40), aligned_error(V, test_cov, 40)
+    kappa = misalignment_bound(V, test_cov)
     assert (err >= al * (1 - 1e-9)).all() and (err <= kappa * al * (1 + 1e-9)).all()
     assert (err[1:] > al[1:] * 1.01).any()              # misaligned: strictly above somewhere
 
 
 def test_commuting_covariances_give_the_aligned_error_exactly():
-    cov, cov_test = tb.power_law(5, 1.0), tb.missing_skills(5, [0, 3], 0.3)
+    cov, test_cov = tb.power_law(5, 1.0), tb.missing_skills(5, [0, 3], 0.3)
     V = pseudo_newton_v(cov, 15)
-    assert torch.allclose(population_error(V, cov_test, 30), aligned_error(V, cov_test, 30),
+    assert torch.allclose(population_error(V, test_cov, 30), aligned_error(V, test_cov, 30),
                           rtol=1e-10)
-    assert transient(V, cov_test, 30).excess == pytest.approx(1, abs=1e-10)
+    assert transient(V, test_cov, 30).excess == pytest.approx(1, abs=1e-10)
 
 
 def test_tilt_rotates_in_one_plane():
@@ -149,17 +149,17 @@ def test_error_rises_above_its_start_with_every_mu_below_two_and_monte_carlo_agr
     # d = 5, one rare skill; the test's skill 1 leans 7° towards it (the chapter uses d = 4,
     # skill 0, n = 100). Monte Carlo: the closed-form map on prompts of m = 1,000 examples.
     cov = tb.missing_skills(5, [4], 1e-3)
-    cov_test, n, m = tilt(cov, 1, 4, math.radians(7)), 80, 1_000
+    test_cov, n, m = tilt(cov, 1, 4, math.radians(7)), 80, 1_000
     V = pseudo_newton_v(cov, n)
-    assert mu_spectrum(V, cov_test).max() < 2
-    t = transient(V, cov_test, 30)
+    assert mu_spectrum(V, test_cov).max() < 2
+    t = transient(V, test_cov, 30)
     assert t.peak > 1.1 and t.k_peak == 1 and 1 < t.excess <= t.bound
-    assert aligned_error(V, cov_test, 30).diff().max() < 0   # aligned: falls at every k
-    prompts = tb.RegressionTask(cov_test).sample(m, 4_000, seed=3, split="eval", dtype=DTYPE)
+    assert aligned_error(V, test_cov, 30).diff().max() < 0   # aligned: falls at every k
+    prompts = tb.RegressionTask(test_cov).sample(m, 4_000, seed=3, split="eval", dtype=DTYPE)
     errors = prompt_errors(tb.PseudoNewton(V), prompts, 6)
     se = errors[:, 0].std().item() / 4_000 ** 0.5
-    assert abs(errors[:, 0].mean().item() - one_step_error(V, cov_test, m)) < 4 * se  # exact
-    pop = population_error(V, cov_test, 6)[1:]
+    assert abs(errors[:, 0].mean().item() - one_step_error(V, test_cov, m)) < 4 * se  # exact
+    pop = population_error(V, test_cov, 6)[1:]
     assert ((errors.mean(0) / pop - 1).abs() < 0.1).all()         # w's χ² noise: ±2% s.e.
     # The same prompts, averaged exactly over w: ||(I − PŜ)^k||_F²/d per prompt.
     step = torch.eye(5, dtype=DTYPE) + V @ prompts.moments()[0]   # (B, d, d)

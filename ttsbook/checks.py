@@ -1,4 +1,5 @@
-"""Argument checks shared by every module, and the error that names the bad argument.
+"""The atoms every module shares: the float64 ``DTYPE`` of exact references, the argument
+checks, and the error that names the bad argument.
 
 :class:`BadValue` is a ``ValueError`` that also carries the argument's name (``arg``), so the
 command line can say which option was wrong in one line; Python callers see a plain
@@ -8,6 +9,10 @@ from __future__ import annotations
 
 import math
 import numbers
+
+import torch
+
+DTYPE = torch.float64  # exact references (closed forms, reference predictors) compute in it
 
 
 class BadValue(ValueError):
@@ -59,3 +64,8 @@ def check_noise_std(value, name: str = "noise_std") -> float:
         raise BadValue(name, f"{name} must be a finite number >= 0 (the standard deviation of "
                              f"the label noise), got {value!r}")
     return float(value)
+
+
+def check_steps(n_steps) -> int:
+    """``n_steps`` (the number of passes k) if it is an integer >= 0; else ``ValueError``."""
+    return check_int(n_steps, "n_steps", low=0)

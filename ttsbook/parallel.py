@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .checks import BadValue, check_choice, check_int, check_number
-from .spectra import DTYPE
+from .checks import DTYPE, BadValue, check_choice, check_int, check_number
 from .stopping import residual_stop as _stop_on_residuals
 from .tasks import Prompts
 from .theory import population_error
@@ -111,7 +110,7 @@ def averaging_law(err_one, err_inf, n_chains):
     return err_inf + (err_one - err_inf) / n
 
 
-def averaging_error(V: torch.Tensor, cov_test: torch.Tensor, n_chains: int, n_steps: int,
+def averaging_error(V: torch.Tensor, test_cov: torch.Tensor, n_chains: int, n_steps: int,
                     noise_std: float) -> torch.Tensor:
     """Exact error of averaging N noise-injected chains on infinitely long test prompts.
 
@@ -121,7 +120,7 @@ def averaging_error(V: torch.Tensor, cov_test: torch.Tensor, n_chains: int, n_st
     """
     check_int(n_chains, "n_chains")
     check_number(noise_std, "noise_std", 0)
-    f = population_error(V, cov_test, n_steps)
+    f = population_error(V, test_cov, n_steps)
     noise = torch.cat([f.new_zeros(1), torch.cumsum(f, 0)[:-1]])
     return f + noise_std ** 2 / n_chains * noise
 

@@ -1,4 +1,5 @@
-"""Reference predictors that answer like the models: ``predict(prompts, n_steps) -> (B, k, d)``.
+"""Reference predictors that answer like the models: ``predict(prompts, n_steps) -> (B, k, d)``:
+pseudo-Newton, gradient descent, ridge and least squares.
 
 They see only the prompt's ``X`` and ``y`` (never ``w``) and run in float64.
 """
@@ -6,11 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_number
-from .spectra import DTYPE
+from .checks import DTYPE, check_number, check_steps
 from .tasks import Prompts
 from .theory import pseudo_newton_v
-from .tokens import check_steps
 
 
 class PseudoNewton:
@@ -25,9 +24,9 @@ class PseudoNewton:
             raise ValueError(f"V must be a square (d, d) matrix, got shape {tuple(self.V.shape)}")
 
     @classmethod
-    def trained(cls, cov: torch.Tensor, n: float) -> "PseudoNewton":
+    def trained(cls, train_cov: torch.Tensor, n: float) -> "PseudoNewton":
         """The closed-form trained LSA for training covariance ``cov`` and context ``n``."""
-        return cls(pseudo_newton_v(cov, n))
+        return cls(pseudo_newton_v(train_cov, n))
 
     def predict(self, prompts: Prompts, n_steps: int) -> torch.Tensor:
         check_steps(n_steps)
@@ -46,9 +45,23 @@ class PseudoNewton:
 class GradientDescent(PseudoNewton):
     """Plain gradient descent on the prompt's loss ``½ wᵀŜw − bᵀw`` with step ``lr``."""
 
-    def __init__(self, lr: float, n_dims: int):
-        check_number(lr, "lr", 0, strict=True)
-        super().__init__(-lr * torch.eye(n_dims, dtype=DTYPE))
+    def __init__(self, eta: float, n_dims: int):
+        check_number(eta, "eta", 0, strict=True)
+        super().__init__(-eta * torch.eye(n_dims, dtype=DTYPE))
+
+
+class Ridge:
+    """Ridge on each prompt, ``(Ŝ + γI)⁻¹ b``, at every k (its spectral filter:
+    ``theory.ridge_filter``; the γ that matches k gradient steps: ``theory.ridge_gamma``)."""
+
+    def __init__(self, gamma: float):
+        self.gamma = check_number(gamma, "gamma", 0, strict=True)
+
+    def predict(self, prompts: Prompts, n_steps: int) -> torch.Tensor:
+        check_steps(n_steps)
+        S, b = prompts.to("cpu", DTYPE).moments()
+        w_hat = torch.linalg.solve(S + self.gamma * torch.eye(S.shape[-1], dtype=DTYPE), b)
+        return w_hat[:, None, :].expand(-1, n_steps, -1)
 
 
 class LeastSquares:

@@ -20,11 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .checks import BadValue, check_int, check_number
+from .checks import DTYPE, BadValue, check_int, check_number, check_steps
 from .evaluate import bootstrap_mean_ci
-from .spectra import DTYPE
 from .tasks import Prompts
-from .tokens import check_steps
 
 RULES = ("residual stop", "hold-out", "damped")
 
@@ -42,11 +40,13 @@ def _check_theta(theta) -> float:
     return check_number(theta, "theta", 0, strict=True, high=2)
 
 
-def _check_budgets(budgets) -> list[int]:
-    budgets = [check_int(K, "budgets") for K in budgets]
-    if not budgets:
-        raise BadValue("budgets", "budgets must list at least one K_max >= 1, got none")
-    return budgets
+def _check_budgets(n_steps) -> list[int]:
+    """The budgets K: ``n_steps`` as a list of integers >= 1 (one K or several)."""
+    n_steps = [n_steps] if isinstance(n_steps, int) else list(n_steps)
+    n_steps = [check_int(K, "n_steps") for K in n_steps]
+    if not n_steps:
+        raise BadValue("n_steps", "n_steps must list at least one budget K >= 1, got none")
+    return n_steps
 
 
 def prompt_residuals(prompts: Prompts, iterates: torch.Tensor) -> torch.Tensor:
@@ -119,6 +119,19 @@ def top_eigenvalue_bound(V: torch.Tensor, prompts: Prompts, n_squarings: int = 3
     return trace ** (1 / p) * scale[:, 0, 0]
 
 
+def prompt_mu_max(V: torch.Tensor, prompts: Prompts) -> torch.Tensor:
+    """Per prompt, the exact largest eigenvalue ν_max of ``−V Ŝ_m`` (``Γ⁻¹Ŝ_m`` for the
+    trained V): (B,). ``top_eigenvalue_bound`` bounds it from above at a lower cost.
+
+    It is the finite-m counterpart of ``theory.mu_spectrum``: a prompt whose value exceeds 2
+    has a direction that CoT expands, however small its population ``μ_max``.
+    """
+    S = prompts.to("cpu").moments()[0]                         # (B, d, d)
+    V = torch.as_tensor(V, dtype=DTYPE)
+    # −VŜ = Γ⁻¹Ŝ is similar to a symmetric matrix: its eigenvalues are real.
+    return torch.linalg.eigvals(-V @ S).real.max(dim=-1).values
+
+
 def damping(nu: torch.Tensor, theta: float = 1.0) -> torch.Tensor:
     """``η = min(1, θ/ν)``: with ν >= every eigenvalue, each mode's factor ``1 − ην_j`` lies
     in ``(1 − θ, 1]``, so for ``0 < θ < 2`` no direction can expand."""
@@ -186,16 +199,17 @@ def _first_min(curve: torch.Tensor) -> torch.Tensor:
     return curve.argmin(1) + 1
 
 
-def rule_errors(predictor, prompts: Prompts, budgets, *, V=None, n_folds: int = 10,
+def rule_errors(predictor, prompts: Prompts, n_steps, *, V=None, n_folds: int = 10,
                 theta: float = 1.0) -> dict:
-    """Per-prompt errors of every rule at every budget K: name -> ((B, len(budgets)) errors,
-    (B, len(budgets)) passes used). Also ``"fixed k"`` (B, K) for k = 1..max(budgets) and
+    """Per-prompt errors of every rule at every budget K in ``n_steps`` (one K or a list):
+    name -> ((B, len(n_steps)) errors, (B, len(n_steps)) passes used). Also ``"fixed k"``
+    (B, K) for k = 1..max(n_steps) and
     ``"oracle"``. ``V``: the step's matrix for the white-box damping (default:
     ``predictor.V`` if it has one; else the black-box ``iterate_contraction`` and ``relax``).
     """
     prompts, theta = prompts.validate(), _check_theta(theta)
-    budgets = _check_budgets(budgets)
-    K = max(budgets)
+    n_steps = _check_budgets(n_steps)
+    K = max(n_steps)
     W = _check_iterates(predictor.predict(prompts, K), prompts)
     fixed = prompts.errors(W)
     stop = residual_stop(prompt_residuals(prompts, W))
@@ -205,7 +219,7 @@ def rule_errors(predictor, prompts: Prompts, budgets, *, V=None, n_folds: int = 
         eta = damping(top_eigenvalue_bound(V, prompts), theta)
         damped = prompts.errors(damped_iterates(V, prompts, K, eta))
     cols = {name: [] for name in ("oracle", *RULES)}
-    for b in budgets:
+    for b in n_steps:
         ks = {"residual stop": stop.clamp(max=b), "hold-out": _first_min(held[:, :b]),
               "oracle": _first_min(fixed[:, :b])}
         for name, k in ks.items():
@@ -224,23 +238,24 @@ def _black_box_damped(W: torch.Tensor, prompts: Prompts, theta: float) -> torch.
     return prompts.errors(relax(W, damping(iterate_contraction(W), theta)))
 
 
-def compare_rules(predictor, prompts: Prompts, budgets, setting: str = "", *, V=None,
+def compare_rules(predictor, prompts: Prompts, n_steps, setting: str = "", *, V=None,
                   n_folds: int = 10, theta: float = 1.0, n_boot: int = 1000,
                   seed: int = 0) -> pd.DataFrame:
     """Tidy rows ``setting, rule, K_max, mean, ci_low, ci_high, median, mean_k``.
 
-    Rules: ``"fixed k"`` (one row per k = 1..max(budgets), ``K_max`` = k), ``"oracle"``
+    ``n_steps``: the budgets K (one or a list). Rules: ``"fixed k"`` (one row per
+    k = 1..max(n_steps), ``K_max`` = k), ``"oracle"``
     (the per-prompt best k <= K_max: a lower bound no prompt-only rule can beat) and the
     ``RULES``, at each budget. ``ci_low``/``ci_high``: 95% bootstrap CI of the mean;
     ``mean_k``: mean passes used. See :func:`rule_errors` for ``V``, ``n_folds``, ``theta``.
     """
-    budgets = _check_budgets(budgets)
-    errors = rule_errors(predictor, prompts, budgets, V=V, n_folds=n_folds, theta=theta)
+    n_steps = _check_budgets(n_steps)
+    errors = rule_errors(predictor, prompts, n_steps, V=V, n_folds=n_folds, theta=theta)
     rows = []
     for rule, (err, k) in errors.items():
         e = err.numpy()
         low, high = bootstrap_mean_ci(e, n_boot=n_boot, seed=seed)
-        ks = range(1, e.shape[1] + 1) if rule == "fixed k" else budgets
+        ks = range(1, e.shape[1] + 1) if rule == "fixed k" else n_steps
         rows.append(pd.DataFrame({
             "setting": setting, "rule": rule, "K_max": list(ks), "mean": e.mean(0),
             "ci_low": low, "ci_high": high, "median": np.median(e, 0),

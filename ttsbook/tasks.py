@@ -13,8 +13,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .checks import check_int, check_noise_std
-from .spectra import DTYPE, check_cov_spec, check_covariance, parse_cov, sqrt_psd
+from .checks import DTYPE, check_int, check_noise_std
+from .spectra import check_cov_spec, check_covariance, parse_cov, sqrt_psd
 
 SPLITS = {"train": 0, "eval": 1}
 STREAMS = {"features": 0, "tasks": 1, "noise": 2, "components": 3}

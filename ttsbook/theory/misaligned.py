@@ -24,8 +24,8 @@ from typing import NamedTuple
 
 import torch
 
-from ..checks import BadValue, check_int
-from ..spectra import DTYPE, check_covariance
+from ..checks import DTYPE, BadValue, check_int
+from ..spectra import check_covariance
 from .population import _check_square, mu_spectrum, population_error
 
 
@@ -48,29 +48,29 @@ def tilt(cov: torch.Tensor, i: int, j: int, angle: float) -> torch.Tensor:
     return (out + out.T) / 2
 
 
-def aligned_error(V: torch.Tensor, cov_test: torch.Tensor, n_steps: int) -> torch.Tensor:
+def aligned_error(V: torch.Tensor, test_cov: torch.Tensor, n_steps: int) -> torch.Tensor:
     """``a_k = Σ_j (1 − μ_j)^(2k)/d``, k = 0..n_steps: the error a normal step with the same
     μ would have (exactly ``population_error`` when Σ and Λ commute). (n_steps + 1,)."""
     check_int(n_steps, "n_steps", low=0)
-    mu = mu_spectrum(V, cov_test)
+    mu = mu_spectrum(V, test_cov)
     k = torch.arange(n_steps + 1, dtype=DTYPE)[:, None]
     return ((1 - mu[None, :]) ** (2 * k)).mean(1)
 
 
-def misalignment_bound(V: torch.Tensor, cov_test: torch.Tensor) -> float:
+def misalignment_bound(V: torch.Tensor, test_cov: torch.Tensor) -> float:
     """``κ = min(cond P, cond Σ)`` with ``P = −V``: ``a_k <= E_k <= κ a_k`` for every k.
 
     ``V`` must be symmetric negative definite (as ``−Γ⁻¹`` is); ``cond Σ`` is inf for a
     singular Σ.
     """
-    cov_test = check_covariance(cov_test, "cov_test")
-    P = -_check_square(V, cov_test.shape[0])
+    test_cov = check_covariance(test_cov, "test_cov")
+    P = -_check_square(V, test_cov.shape[0])
     if (P - P.T).abs().max().item() > 1e-10 * P.abs().max().item():
         raise BadValue("V", "V must be symmetric (the bound needs P = −V symmetric)")
     p = torch.linalg.eigvalsh(P)
     if p[0].item() <= 0:
         raise BadValue("V", f"V must be negative definite; −V has eigenvalue {p[0].item():.3g}")
-    s = torch.linalg.eigvalsh(cov_test)
+    s = torch.linalg.eigvalsh(test_cov)
     cond_s = s[-1].item() / s[0].item() if s[0].item() > 0 else math.inf
     return min(p[-1].item() / p[0].item(), cond_s)
 
@@ -89,11 +89,11 @@ class Transient(NamedTuple):
     bound: float
 
 
-def transient(V: torch.Tensor, cov_test: torch.Tensor, n_steps: int) -> Transient:
+def transient(V: torch.Tensor, test_cov: torch.Tensor, n_steps: int) -> Transient:
     """The :class:`Transient` of ``V`` on Σ over k = 1..n_steps (``n_steps >= 1``)."""
     check_int(n_steps, "n_steps")
-    err = population_error(V, cov_test, n_steps)[1:]
-    aligned = aligned_error(V, cov_test, n_steps)[1:]
+    err = population_error(V, test_cov, n_steps)[1:]
+    aligned = aligned_error(V, test_cov, n_steps)[1:]
     ratio = torch.where(aligned > 0, err / aligned, 1.0)   # a_k = 0 only when A^k = 0
     return Transient(err.max().item(), int(err.argmax()) + 1, ratio.max().item(),
-                     int(ratio.argmax()) + 1, misalignment_bound(V, cov_test))
+                     int(ratio.argmax()) + 1, misalignment_bound(V, test_cov))

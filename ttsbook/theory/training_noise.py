@@ -24,27 +24,27 @@ import math
 
 import torch
 
-from ..checks import check_noise_std
-from ..spectra import DTYPE, check_covariance
+from ..checks import DTYPE, check_noise_std
+from ..spectra import check_covariance
 from .population import _check_square, gamma
 
 
-def noisy_gamma(cov: torch.Tensor, n: float, noise_std: float) -> torch.Tensor:
+def noisy_gamma(train_cov: torch.Tensor, n: float, noise_std: float) -> torch.Tensor:
     """``Γ_σ = Γ + (σ²/n) I = (1 + 1/n) Λ + ((tr Λ + σ²)/n) I`` for labels of noise std σ."""
-    eye = torch.eye(check_covariance(cov).shape[0], dtype=DTYPE)
-    return gamma(cov, n) + check_noise_std(noise_std) ** 2 / n * eye
+    eye = torch.eye(check_covariance(train_cov, "train_cov").shape[0], dtype=DTYPE)
+    return gamma(train_cov, n) + check_noise_std(noise_std) ** 2 / n * eye
 
 
-def noisy_pseudo_newton_v(cov: torch.Tensor, n: float, noise_std: float) -> torch.Tensor:
+def noisy_pseudo_newton_v(train_cov: torch.Tensor, n: float, noise_std: float) -> torch.Tensor:
     """``V31* = −(Γ + σ²I/n)⁻¹``: the minimiser of the direct-prediction loss on noisy labels.
 
     Unique for positive definite Λ; for a singular Λ the columns on its null space are free
     (they never meet a feature) and this is the minimiser that sets them like the rest.
     """
-    return -torch.linalg.inv(noisy_gamma(cov, n, noise_std))
+    return -torch.linalg.inv(noisy_gamma(train_cov, n, noise_std))
 
 
-def noisy_direct_loss(V: torch.Tensor, cov: torch.Tensor, n: float,
+def noisy_direct_loss(V: torch.Tensor, train_cov: torch.Tensor, n: float,
                       noise_std: float) -> float:
     """Exact population direct-prediction loss ``E||ŵ_1 − w||²/d`` of any ``V`` (d, d) on
     training prompts of ``n`` examples ``x ~ N(0, Λ)`` with label noise of std σ.
@@ -52,14 +52,14 @@ def noisy_direct_loss(V: torch.Tensor, cov: torch.Tensor, n: float,
     ``(tr(P Γ_σ Λ Pᵀ) − 2 tr(PΛ) + d)/d`` with ``P = −V``; at ``V = noisy_pseudo_newton_v``
     it is ``1 − tr(Γ_σ⁻¹Λ)/d``, the least any V can reach.
     """
-    cov = check_covariance(cov)
+    cov = check_covariance(train_cov, "train_cov")
     d = cov.shape[0]
     P = -_check_square(V, d)
     M = noisy_gamma(cov, n, noise_std) @ cov
     return ((torch.trace(P @ M @ P.T) - 2 * torch.trace(P @ cov) + d) / d).item()
 
 
-def contracting_noise(cov: torch.Tensor, n: float, cov_test: torch.Tensor) -> float:
+def contracting_noise(train_cov: torch.Tensor, n: float, test_cov: torch.Tensor) -> float:
     """The least label-noise std σ at which the noisy optimum contracts every direction of the
     test covariance Σ in population: ``max_j μ_j(σ) <= 2``, μ the eigenvalues of ``Γ_σ⁻¹Σ``.
 
@@ -69,8 +69,8 @@ def contracting_noise(cov: torch.Tensor, n: float, cov_test: torch.Tensor) -> fl
     exactly (the direction neither grows nor shrinks); any larger σ contracts it. Holds for
     any Σ, commuting with Λ or not.
     """
-    cov_test = check_covariance(cov_test, "cov_test")
-    G = gamma(cov, n)
-    _check_square(G, cov_test.shape[0], "cov")
-    top = torch.linalg.eigvalsh(cov_test - 2 * G)[-1].item()
+    test_cov = check_covariance(test_cov, "test_cov")
+    G = gamma(train_cov, n)
+    _check_square(G, test_cov.shape[0], "train_cov")
+    top = torch.linalg.eigvalsh(test_cov - 2 * G)[-1].item()
     return math.sqrt(max(0.0, n / 2 * top))
