@@ -25,6 +25,38 @@ class _Blind:
         return self.inner.predict(tb.Prompts(hidden.X, hidden.y, torch.zeros_like(prompts.w)), n_steps)
 
 
+def test_every_chain_is_the_one_pseudo_newton_chain():
+    """PseudoNewton, damped CoT at η = 1 and a noiseless parallel chain on all examples run
+    the same chain ``ŵ ← ŵ + ηV(Ŝŵ − b)``: ``predictors.pseudo_newton_chain``."""
+    from ttsbook import parallel
+    from ttsbook.predictors import pseudo_newton_chain
+    prompts = _prompts(20, sigma=0.1)
+    pn = tb.PseudoNewton.trained(tb.power_law(D, 1.0), 12)
+    chain = pseudo_newton_chain(pn.V, *prompts.moments(), 6)
+    assert torch.equal(pn.predict(prompts, 6), chain)
+    assert torch.equal(st.damped_iterates(pn.V, prompts, 6, 1.0), chain)
+    half = st.damped_iterates(pn.V, prompts, 6, 0.5)
+    assert torch.equal(half, pseudo_newton_chain(pn.V, *prompts.moments(), 6, eta=0.5))
+    assert not torch.allclose(half, chain)
+    chains = parallel.run_chains(pn.V, prompts, 3, 6)            # (B, 3, 6, d), all alike
+    assert torch.allclose(chains, chain[:, None].expand_as(chains), rtol=1e-12, atol=1e-12)
+    noisy = pseudo_newton_chain(pn.V, *prompts.moments(), 6, noise_std=0.3,
+                                generator=torch.Generator().manual_seed(0))
+    assert (noisy - chain).abs().max() > 0.1                     # the noise is added
+    assert pseudo_newton_chain(pn.V, *prompts.moments(), 0).shape == (20, 0, D)
+
+
+def test_residual_stop_counts_the_stalled_pass_on_residuals_from_zero():
+    r = torch.tensor([[4.0, 2.0, 1.9, 1.0]])                      # r_0 .. r_3
+    assert st.residual_stop(r, rtol=0.1).item() == 2              # pass 2 fell by < 10%
+    assert st.residual_stop(r[:, 1:], rtol=0.1).item() == 1       # from r_1: ŵ_1 is kept
+    prompts = _prompts(5)
+    W = tb.PseudoNewton.trained(tb.isotropic(D), 10).predict(prompts, 3)
+    full = st.prompt_residuals(prompts, W, from_zero=True)
+    assert torch.allclose(full[:, 1:], st.prompt_residuals(prompts, W), rtol=1e-12)
+    assert torch.allclose(full[:, 0], (prompts.y ** 2).mean(1))
+
+
 def test_residuals_match_their_definition_and_never_read_w():
     prompts = _prompts(5)
     W = tb.PseudoNewton.trained(tb.isotropic(D), 10).predict(prompts, 4)

@@ -84,14 +84,20 @@ def grid_matrix(frame: pd.DataFrame,
     return table.index.to_numpy(), table.columns.to_numpy(), table.to_numpy(dtype=float)
 
 
-def steps_to_reach(errors: Sequence[float], target: float) -> int | None:
-    """The smallest ``k`` (1-based: ``errors[k - 1]`` is the error after k passes) with error
-    <= target.
+def steps_to_reach(errors: Sequence[float], target: float,
+                   ks: Sequence[int] | None = None) -> int | None:
+    """The first k whose error is <= ``target`` (the book's one "first k reaching ε").
 
-    Returns ``None`` when no k in range reaches the target.
+    ``errors[j]`` is the error after ``ks[j]`` passes; ``ks`` defaults to 1, 2, … (so
+    ``errors[k - 1]`` is the error after k passes; pass ``range(len(errors))`` for an
+    array that starts at k = 0). Returns ``None`` when no k in range reaches the target.
     """
-    hits = np.flatnonzero(np.asarray(errors, dtype=float) <= target)
-    return int(hits[0]) + 1 if hits.size else None
+    errors = np.asarray(errors, dtype=float)
+    ks = np.arange(1, len(errors) + 1) if ks is None else np.asarray(ks)
+    if ks.shape != errors.shape:
+        raise ValueError(f"ks must match errors, got {ks.shape} and {errors.shape}")
+    hits = np.flatnonzero(errors <= target)
+    return int(ks[hits[0]]) if hits.size else None
 
 
 def isotropic_top_eigenvalues(n_dims: int, m: int, n_prompts: int = 2000,

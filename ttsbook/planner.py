@@ -32,7 +32,7 @@ import torch
 from .checks import DTYPE, BadValue, check_int, check_number
 from .spectra import check_covariance, hardness
 from .theory import (context_needed, divergence_threshold, finite_prompt_error, n_star,
-                     population_error, pseudo_newton_v)
+                     population_error, pseudo_newton_v, scaling_law)
 
 COST_MODEL = "cost = cost_train·n + cost_pass·k"
 
@@ -109,7 +109,7 @@ def _check(n_dims, m, eps, cost_train, cost_pass, n_steps, n_max) -> int | None:
 def _population_error(cov, hard, n: float, k: int) -> float:
     """Planned error after k passes, m → ∞: exact for a covariance, the law for a hardness."""
     if cov is None:
-        return (1 + n / (1 + hard)) ** (-2 * k)
+        return scaling_law(hard, n, k)[k].item()
     return population_error(pseudo_newton_v(cov, n), cov, k)[k].item()
 
 

@@ -16,12 +16,12 @@ estimate per prompt; the rules are
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 
 from .checks import DTYPE, BadValue, check_int, check_number, check_steps
-from .evaluate import bootstrap_mean_ci
+from .evaluate import summarize
+from .predictors import pseudo_newton_chain
 from .tasks import Prompts
 
 RULES = ("residual stop", "hold-out", "damped")
@@ -49,9 +49,14 @@ def _check_budgets(n_steps) -> list[int]:
     return n_steps
 
 
-def prompt_residuals(prompts: Prompts, iterates: torch.Tensor) -> torch.Tensor:
-    """``||y − Xŵ_k||²/m`` for k = 1..K: (B, K), from the prompt alone."""
-    return prompts.residuals(_check_iterates(iterates, prompts.validate()))
+def prompt_residuals(prompts: Prompts, iterates: torch.Tensor, *,
+                     from_zero: bool = False) -> torch.Tensor:
+    """``||y − Xŵ_k||²/m`` for k = 1..K: (B, K), from the prompt alone; with ``from_zero``,
+    k = 0..K (B, K + 1), ``r_0 = ||y||²/m`` the residual of the start ``ŵ_0 = 0``."""
+    W = _check_iterates(iterates, prompts.validate())
+    if from_zero:
+        W = torch.cat([torch.zeros_like(W[:, :1]), W], 1)
+    return prompts.residuals(W)
 
 
 def residual_stop(residuals: torch.Tensor, rtol: float = 0.0) -> torch.Tensor:
@@ -59,7 +64,9 @@ def residual_stop(residuals: torch.Tensor, rtol: float = 0.0) -> torch.Tensor:
 
     For a pseudo-Newton chain with a symmetric positive definite preconditioner the residual
     is a positive sum of exponentials in k (plus a constant with noise), so it is convex in
-    k: the first k where it stops falling is its minimum over all k.
+    k: the first k where it stops falling is its minimum over all k. On residuals that start
+    at ``r_0`` (``prompt_residuals(..., from_zero=True)``) the same index is the pass that
+    stalled, the number of passes a chain has run when the rule stops it (K + 1: never).
     """
     check_number(rtol, "rtol", 0, high=1)
     r = torch.as_tensor(residuals, dtype=DTYPE)
@@ -142,14 +149,9 @@ def damping(nu: torch.Tensor, theta: float = 1.0) -> torch.Tensor:
 
 def damped_iterates(V: torch.Tensor, prompts: Prompts, n_steps: int, eta) -> torch.Tensor:
     """``ŵ ← ŵ + η V(Ŝŵ − b)`` from 0 with a per-prompt η (B,): (B, n_steps, d) float64."""
-    check_steps(n_steps)
     S, b = prompts.to("cpu").moments()
     eta = torch.as_tensor(eta, dtype=DTYPE).expand(len(b))[:, None]
-    V, w, out = torch.as_tensor(V, dtype=DTYPE), torch.zeros_like(b), []
-    for _ in range(n_steps):
-        w = w + eta * ((torch.einsum("bij,bj->bi", S, w) - b) @ V.T)
-        out.append(w)
-    return torch.stack(out, 1) if out else b.new_zeros(len(b), 0, b.shape[1])
+    return pseudo_newton_chain(torch.as_tensor(V, dtype=DTYPE), S, b, n_steps, eta=eta)
 
 
 def iterate_contraction(iterates: torch.Tensor) -> torch.Tensor:
@@ -253,11 +255,10 @@ def compare_rules(predictor, prompts: Prompts, n_steps, setting: str = "", *, V=
     errors = rule_errors(predictor, prompts, n_steps, V=V, n_folds=n_folds, theta=theta)
     rows = []
     for rule, (err, k) in errors.items():
-        e = err.numpy()
-        low, high = bootstrap_mean_ci(e, n_boot=n_boot, seed=seed)
-        ks = range(1, e.shape[1] + 1) if rule == "fixed k" else n_steps
-        rows.append(pd.DataFrame({
-            "setting": setting, "rule": rule, "K_max": list(ks), "mean": e.mean(0),
-            "ci_low": low, "ci_high": high, "median": np.median(e, 0),
-            "mean_k": k.double().mean(0).numpy()}))
-    return pd.concat(rows, ignore_index=True)
+        frame = summarize(err, rule, n_boot, seed).rename(columns={"predictor": "rule"})
+        if rule != "fixed k":
+            frame["k"] = n_steps
+        rows.append(frame.rename(columns={"k": "K_max"}).assign(
+            mean_k=k.double().mean(0).numpy()))
+    return pd.concat(rows, ignore_index=True).assign(setting=setting)[
+        ["setting", "rule", "K_max", "mean", "ci_low", "ci_high", "median", "mean_k"]]

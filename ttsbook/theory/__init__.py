@@ -15,8 +15,7 @@ from .mixtures import (best_mixture, mixture_error, mixture_optimum, optimal_fac
                        selection_mass_range, selection_objective, task_selection)
 from .population import (context_needed, gamma, mu_spectrum, n_star, one_step_error,
                          population_error, pseudo_newton_v, scaling_law, wishart_second_moment)
-from .noise import (filter_error, gd_filter, least_squares_error, noisy_one_step_error,
-                    noisy_prompt_error, ridge_filter, ridge_gamma)
+from .noise import filter_error, gd_filter, least_squares_error, ridge_filter, ridge_gamma
 from .training_noise import (contracting_noise, noisy_direct_loss, noisy_gamma,
                              noisy_pseudo_newton_v)
 from .misaligned import Transient, aligned_error, misalignment_bound, tilt, transient
