@@ -9,7 +9,9 @@ that a prompt diverges (Tracy–Widom edge), the exact per-prompt error at every
 prompt's Ŝ, and its means over 10⁵–10⁶ Wishart draws (the one place theory samples: the
 tail is not in closed form);
 ``mixtures``: training mixtures, the task-selection QP and the best mixture for the true error;
-``noise``: label noise as a spectral filter of least squares.
+``noise``: label noise at test time, as a spectral filter of least squares; ``training_noise``:
+label noise in training (the optimum ``−(Γ + σ²I/n)⁻¹``); ``misaligned``: Σ and Λ with
+different eigenbases (a non-normal step).
 Errors are per coordinate, ``E||ŵ − w||² / d``; arrays over k are indexed k = 0..n_steps.
 """
 from .finite import divergence_threshold, finite_prompt_error, mp_density, mp_edges
@@ -20,3 +22,6 @@ from .population import (context_needed, gamma, mu_spectrum, n_star, one_step_er
 from .noise import filter_error, gd_filter, least_squares_error, ridge_filter, ridge_gamma
 from .tail import (PromptSpectra, TailStats, divergence_probability, isotropic_paths,
                    prompt_spectra, sample_moments, spectral_errors, tail_stats)
+from .training_noise import (contracting_noise, noisy_direct_loss, noisy_gamma,
+                             noisy_pseudo_newton_v)
+from .misaligned import Transient, aligned_error, misalignment_bound, tilt, transient
