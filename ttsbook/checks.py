@@ -1,4 +1,5 @@
-"""Argument checks shared by every module, and the error that names the bad argument.
+"""The atoms every module shares: the float64 ``DTYPE`` of exact references, the argument
+checks, and the error that names the bad argument.
 
 :class:`BadValue` is a ``ValueError`` that also carries the argument's name (``arg``), so the
 command line can say which option was wrong in one line; Python callers see a plain
@@ -11,6 +12,10 @@ import dataclasses
 import math
 import numbers
 import re
+
+import torch
+
+DTYPE = torch.float64  # exact references (closed forms, reference predictors) compute in it
 
 
 class BadValue(ValueError):
@@ -78,3 +83,19 @@ def param(default=dataclasses.MISSING, help: str = "", **how) -> dataclasses.Fie
     """A dataclass field with CLI metadata: ``help``, and optionally ``choices``, ``parse``,
     ``show``, ``metavar``, ``flag`` (default ``--field-name``) or ``nested`` (a config class)."""
     return dataclasses.field(default=default, metadata={"help": help, **how})
+
+
+def check_noise_std(value, name: str = "noise_std") -> float:
+    """``value`` as a float if it is a finite real number ``>= 0`` (a standard deviation of
+    label noise); else :class:`BadValue`."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and math.isfinite(value) and value >= 0
+    if not ok:
+        raise BadValue(name, f"{name} must be a finite number >= 0 (the standard deviation of "
+                             f"the label noise), got {value!r}")
+    return float(value)
+
+
+def check_steps(n_steps) -> int:
+    """``n_steps`` (the number of passes k) if it is an integer >= 0; else ``ValueError``."""
+    return check_int(n_steps, "n_steps", low=0)

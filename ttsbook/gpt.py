@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import MAX_SEED, BadValue, check_choice, check_int, check_number, param
+from .checks import (MAX_SEED, BadValue, check_choice, check_int, check_number, check_steps,
+                     param)
 from .tasks import Prompts
-from .tokens import check_steps, cot_column, tokens
+from .tokens import cot_column, tokens
 
 POSITIONS = ("none", "learned")
 

@@ -167,12 +167,12 @@ class RunConfig:
         return (f"{self.preset}-n{_n_points_text(self.n_points).replace(':', '-')}-{cov}"
                 f"-k{self.cot_steps}-{self.run_id()}")
 
-    def n_points_at(self, step: int) -> int:
-        """Training context n of batch ``step``: a pure function of ``(seed, step)``."""
+    def n_points_at(self, batch: int) -> int:
+        """Training context n of batch number ``batch``: a pure function of ``(seed, batch)``."""
         if isinstance(self.n_points, int):
             return self.n_points
         lo, hi = self.n_points
-        return int(np.random.default_rng([self.train.seed, step, 17]).integers(lo, hi + 1))
+        return int(np.random.default_rng([self.train.seed, batch, 17]).integers(lo, hi + 1))
 
 
 RUN_OPTIONS = options(RunConfig)
@@ -314,11 +314,11 @@ class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped :func:`train_run` at ``step``; ``saved``: a checkpoint of it is in ``path``
     (not when a second Ctrl-C cut a step short: then the last periodic checkpoint stays)."""
 
-    def __init__(self, path: Path, step: int, steps: int, saved: bool):
+    def __init__(self, path: Path, done: int, steps: int, saved: bool):
         where = ("checkpoint saved in" if saved
                  else "mid-step, so the last periodic checkpoint stays in")
-        super().__init__(f"stopped at step {step} of {steps}; {where} {path}")
-        self.path, self.step, self.steps, self.saved = path, step, steps, saved
+        super().__init__(f"stopped at step {done} of {steps}; {where} {path}")
+        self.path, self.step, self.steps, self.saved = path, done, steps, saved
 
 
 def train_run(config: RunConfig, root: str | Path, device: str | torch.device = "auto",
