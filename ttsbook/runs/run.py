@@ -208,8 +208,8 @@ def check_fits(need: int, device: torch.device, what: str, blame: str) -> None:
     """``BadValue(blame)`` before allocating, when ``need`` bytes exceed what ``device`` has."""
     free = free_memory(device)
     if free is not None and need > free:
-        raise BadValue(blame, f"{what} needs about {need / 2**30:,.1f} GiB, more than the "
-                              f"{free / 2**30:,.1f} GiB free on {device}: make it smaller")
+        raise BadValue(blame, f"{what} needs about {need / 2**30:.3g} GiB, more than the "
+                              f"{free / 2**30:.3g} GiB free on {device}: make it smaller")
 
 
 def training_bytes(config: RunConfig) -> tuple[int, str]:

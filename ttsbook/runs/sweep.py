@@ -182,6 +182,8 @@ def _blocks(spec: dict, arg: str) -> list[dict]:
     blocks = [blocks] if isinstance(blocks, dict) else blocks
     if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
         raise BadValue(arg, "grid must be a [grid] table or [[grid]] tables of FIELD = values")
+    if "grid" in spec and not all(blocks):  # an empty block would add the [base] run alone
+        raise BadValue(arg, "empty grid: a [grid] or [[grid]] table holds no field")
     return [{o: v if isinstance(v, list) else [v]
              for o, v in _table({"grid": b}, "grid", arg).items()}
             for b in blocks]
