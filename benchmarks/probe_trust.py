@@ -43,7 +43,7 @@ TINY = ["--n-dims", "2", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "-
         "--device", "cpu"]
 BASE = ("[base]\nn_dims = 2\nn_layer = 1\nn_head = 2\nn_embd = 16\ncot_steps = 2\nsteps = 4\n"
         "batch_size = 8\nwarmup = 1\nckpt_every = 2\n")
-GOOD_GRID = BASE + "[grid]\nn_points = [3, 4]\n[eval]\nm = 4\nk_max = 3\nn_prompts = 20\n"
+GOOD_GRID = BASE + "[grid]\nn_points = [3, 4]\n[eval]\nm = 4\nn_steps = 3\nn_prompts = 20\n"
 LIMIT = 60  # seconds per bad input
 
 # ---------------------------------------------------------------- the driver (one import)
@@ -264,7 +264,7 @@ def bad_inputs(root: Path, inputs: dict) -> list[dict]:
     for target in ["missing-run", blocker, root / "inputs"]:
         case("evaluate", f"RUN_DIR {target}", ["evaluate", target, *csv])
     for opt, values in {"m": ["0", "-1", "abc", str(10**9)],
-                        "k-max": ["0", "-1", "abc", str(10**9), "10001"],
+                        "n-steps": ["0", "-1", "abc", str(10**9), "10001"],
                         "n-prompts": ["0", "-1", "abc", str(10**12)],
                         "eval-seed": ["-1", "abc", str(10**30)],
                         "test-cov": ["", "bogus", "missing:7", "missing:0:inf", "power:nan",

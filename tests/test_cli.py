@@ -137,7 +137,7 @@ def test_help_lists_every_field_without_markup(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
     out = capsys.readouterr().out
-    for option in ("RUN_DIR", "--test-cov", "--m", "--k-max", "--n-prompts", "--eval-seed", "--out"):
+    for option in ("RUN_DIR", "--test-cov", "--m", "--n-steps", "--n-prompts", "--eval-seed", "--out"):
         assert option in out
 
 
@@ -150,7 +150,7 @@ def test_short_run_then_already_done_then_evaluate(tmp_path, capsys):
     code, out = run_cli(argv, capsys)
     assert code == 0 and out.out == f"already done: {run}\n"
     csv = tmp_path / "out" / "errors.csv"
-    code, _ = run_cli(["evaluate", str(run), "--m", "7", "--k-max", "3", "--n-prompts", "50",
+    code, _ = run_cli(["evaluate", str(run), "--m", "7", "--n-steps", "3", "--n-prompts", "50",
                        "--test-cov", "power:1.0", "--out", str(csv)], capsys)
     df = pd.read_csv(csv)
     assert code == 0 and list(df.columns[:6]) == ["predictor", "k", "mean", "ci_low", "ci_high", "median"]

@@ -31,7 +31,7 @@ ckpt_every = 4
 n_points = [3, 4]
 [eval]
 m = 4
-k_max = 3
+n_steps = 3
 n_prompts = 50
 """
 
@@ -58,7 +58,7 @@ def test_the_grid_is_the_union_of_blocks_times_seeds(tiny):
     assert name == "tiny" and len(sweep.runs) == 4 and sweep.axes == ("n_points", "seed")
     assert {(c.n_points, c.train.seed) for c in sweep.runs} == {(3, 0), (3, 1), (4, 0), (4, 1)}
     assert [dataclasses.asdict(e) for e in sweep.evals] == [
-        {"test_cov": "isotropic", "m": 4, "k_max": 3, "n_prompts": 50, "seed": 1}]
+        {"test_cov": "isotropic", "m": 4, "n_steps": 3, "n_prompts": 50, "seed": 1}]
     # --grid replaces the file's axis; --seeds its seeds; text values use the option's parser
     wide = expand(spec, ["n_points=3:5,6", "pos=learned"], seeds=[7], evals={"m": 6})
     assert [c.n_points for c in wide.runs] == [[3, 5], 6] and {c.train.seed for c in wide.runs} == {7}
@@ -118,7 +118,7 @@ def test_chapters_read_a_run_s_scores_from_the_table(swept):
     pd.testing.assert_frame_equal(swept_scores(root / "tiny.csv", run, spec), want)
     assert swept_scores(root / "absent.csv", run, spec) is None
     assert swept_scores(root / "tiny.csv", run, dataclasses.replace(spec, n_prompts=51)) is None
-    assert swept_scores(root / "tiny.csv", run, dataclasses.replace(spec, k_max=2)) is not None
+    assert swept_scores(root / "tiny.csv", run, dataclasses.replace(spec, n_steps=2)) is not None
     assert collect(sweep, root, write=False).equals(read_results(root / "tiny.csv"))
 
 
@@ -163,7 +163,7 @@ def test_the_shipped_paper_sweep_holds_chapter_8_s_paper_runs():
                                    (40, "isotropic", "none"), (30, "power_raw:1.0", "none"),
                                    (40, "power_raw:1.0", "none"), ([20, 40], "isotropic", "learned")]]
     assert [c.run_id() for c in sweep.runs] == [c.run_id() for c in chapter]
-    assert {(e.m, e.n_prompts, e.seed, e.k_max, e.test_cov) for e in sweep.evals} == {
+    assert {(e.m, e.n_prompts, e.seed, e.n_steps, e.test_cov) for e in sweep.evals} == {
         (40, 20_000, 1, 20, "isotropic"), (20, 20_000, 1, 20, "isotropic")}
 
 
@@ -185,7 +185,7 @@ def test_every_bad_input_is_one_line(tiny, tmp_path, capsys, monkeypatch):
         (["sweep", "e3e4"], "SWEEP", ["no sweep file 'e3e4'", "e3e4_paper"]),
         (["sweep", str(tmp_path / "toml.toml")], "SWEEP", ["not valid TOML"]),
         (["sweep", str(tmp_path / "key.toml")], "SWEEP", ["unknown key(s) ['sweeps']", "seeds"]),
-        (["sweep", str(tmp_path / "eval.toml")], "SWEEP", ["m_test", "k_max"]),
+        (["sweep", str(tmp_path / "eval.toml")], "SWEEP", ["m_test", "n_steps"]),
         (["sweep", str(tiny), "--m", "0"], "--m", [">= 1"]),
         (["sweep", str(tiny), "--time", "0"], "--time", [">= 1"]),
         (["sweep", str(tiny), "--seeds", "a"], "--seeds", ["integers"]),

@@ -141,7 +141,7 @@ ckpt_every = 5
 n_points = [3, 4]
 [eval]
 m = 4
-k_max = 3
+n_steps = 3
 n_prompts = 50
 """
 # A sweep in this process, each training logged (name, pid) to LOG: Trainer.fit is wrapped
@@ -363,7 +363,7 @@ def test_7_bad_sizes_seeds_devices_and_files_fail_fast_in_one_line(finished, tmp
         ([*train, "--device", "mps"], "--device"), ([*train, "--device", "meta"], "--device"),
         ([*train, "--train-cov", "missing:0:inf"], "--train-cov"),
         ([*train, "--train-cov", "power:1e400"], "--train-cov"),
-        (["evaluate", finished, "--k-max", 10**9, "--out", tmp_path / "e.csv"], "--k-max"),
+        (["evaluate", finished, "--n-steps", 10**9, "--out", tmp_path / "e.csv"], "--n-steps"),
         (["evaluate", finished, "--n-prompts", 10**12, "--out", tmp_path / "e.csv"], "--n-prompts"),
         (["evaluate", finished, "--m", 10**9, "--out", tmp_path / "e.csv"], "--m"),
         (["evaluate", finished, "--eval-seed", 10**30, "--out", tmp_path / "e.csv"], "--eval-seed"),

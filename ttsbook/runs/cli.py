@@ -19,7 +19,8 @@ from ..checks import BadValue
 from ..utils import atomic_write, check_threads, resolve_device, writable_dir
 from .launch import LAUNCH_OPTIONS, LaunchConfig, launch, slurm_plan, submitit_installed
 from .options import add_options, flag_of, gather, to_argv
-from .run import RUN_OPTIONS, RunConfig, RunDir, RunInterrupted, train_run
+from .config import RUN_OPTIONS, RunConfig
+from .run import RunDir, RunInterrupted, train_run
 from .score import EVAL_OPTIONS, EvalConfig, evaluate_runs
 from .sweep import expand, pending, read_sweep
 
@@ -226,7 +227,7 @@ def _one_line(args, err: Exception) -> tuple[int, str]:
         return 2, f"argument --lr: {err}"
     if isinstance(err, MemoryError) or "out of memory" in str(err):
         return 2, ("out of memory: make the run or the evaluation smaller (--batch-size, "
-                   "--n-embd, --n-layer, --n-prompts, --k-max)")
+                   "--n-embd, --n-layer, --n-prompts, --n-steps)")
     return 1, f"{type(err).__name__}: {err} (rerun with --debug for the traceback)"
 
 

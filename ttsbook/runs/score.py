@@ -18,8 +18,8 @@ from ..spectra import COV_HELP, check_cov_spec
 from ..tasks import make_task
 from ..utils import resolve_device, thread_policy
 from .options import options
-from .run import (MAX_PASSES, RunDir, check_fits, check_text, load_config, load_run,
-                  model_bytes)
+from .config import MAX_PASSES, check_fits, check_text, model_bytes
+from .run import RunDir, load_config, load_run
 
 SHIPPED_RUNS = Path(str(resources.files("ttsbook") / "data" / "gpt"))
 """The finished GPT runs that ship inside the package (preset ``cpu``, d = 5); see its README."""
@@ -32,7 +32,7 @@ class EvalConfig:
 
     test_cov: str = param("isotropic", "test " + COV_HELP, metavar="SPEC")
     m: int = param(10, "examples per test prompt")
-    k_max: int = param(20, "evaluate k = 1..K_MAX passes")
+    n_steps: int = param(20, "evaluate k = 1..K passes", metavar="K")
     n_prompts: int = param(2000, "test prompts")
     seed: int = param(1, "seed of the test prompts (drawn from the eval split, never a training "
                          "batch)", flag="--eval-seed", metavar="SEED")
@@ -40,7 +40,7 @@ class EvalConfig:
     def __post_init__(self):
         for name in ("m", "n_prompts"):
             check_int(getattr(self, name), name)
-        check_int(self.k_max, "k_max", high=MAX_PASSES)
+        check_int(self.n_steps, "n_steps", high=MAX_PASSES)
         check_int(self.seed, "seed", low=0, high=MAX_SEED)
         check_cov_spec(check_text(self.test_cov, "test_cov"), arg="test_cov")
 
@@ -48,10 +48,10 @@ class EvalConfig:
         """Memory scoring ``model`` (a GPTConfig) needs, all prompts at once (float64 prompts
         and iterates, the KV cache and one layer's activations over m + 1 + K tokens), and the
         field that makes it large."""
-        tokens, b, width = self.m + 1 + self.k_max, self.n_prompts, model.n_embd
-        need = 8 * b * (tokens * (2 * model.n_dims + 2) + 2 * self.k_max * model.n_dims) \
+        tokens, b, width = self.m + 1 + self.n_steps, self.n_prompts, model.n_embd
+        need = 8 * b * (tokens * (2 * model.n_dims + 2) + 2 * self.n_steps * model.n_dims) \
             + 4 * b * tokens * (2 * model.n_layer * width + 8 * width + model.n_head * tokens)
-        ratios = {"n_prompts": b / 2000, "m": self.m / 10, "k_max": self.k_max / 20}
+        ratios = {"n_prompts": b / 2000, "m": self.m / 10, "n_steps": self.n_steps / 20}
         return need + model_bytes(model), max(ratios, key=ratios.get)
 
 
@@ -62,7 +62,7 @@ def evaluate_runs(paths, *args, device: str | torch.device = "auto", threads: in
                   **kwargs) -> pd.DataFrame:
     """Error vs k of finished runs on the same test prompts, plus run metadata columns.
 
-    ``args``/``kwargs`` are :class:`EvalConfig`'s fields (``test_cov, m, k_max, n_prompts,
+    ``args``/``kwargs`` are :class:`EvalConfig`'s fields (``test_cov, m, n_steps, n_prompts,
     seed``). Columns: those of :func:`ttsbook.evaluate` and, typed, ``run`` (folder name),
     ``n`` (int: the training context; for a run trained on a range LO:HI the largest, HI),
     ``n_lo`` (int: the smallest, equal to ``n`` for a fixed context), ``train_cov``,
@@ -79,7 +79,7 @@ def evaluate_runs(paths, *args, device: str | torch.device = "auto", threads: in
         task = make_task(check_cov_spec(spec.test_cov, model.config.n_dims, "test_cov"),
                          model.config.n_dims)
         with thread_policy(model, device, threads):
-            df = evaluate({run.name: model}, task, spec.m, spec.k_max, n_prompts=spec.n_prompts,
+            df = evaluate({run.name: model}, task, spec.m, spec.n_steps, n_prompts=spec.n_prompts,
                           seed=spec.seed, device=device)
         low = config.n_points[0] if isinstance(config.n_points, list) else config.n_points
         frames.append(df.assign(run=run.name, n=config.max_points, n_lo=low,

@@ -24,7 +24,8 @@ from ..checks import BadValue, check_name
 from ..spectra import check_cov_spec
 from ..utils import atomic_write
 from .options import Option, flag_of
-from .run import RUN_OPTIONS, RunConfig, RunDir
+from .config import RUN_OPTIONS, RunConfig
+from .run import RunDir
 from .score import EvalConfig, score_file
 
 try:
@@ -287,8 +288,8 @@ def swept_scores(results, run: str | Path, spec: EvalConfig) -> pd.DataFrame | N
         results = read_results(results)
     rows = results[(results["run"] == Path(run).name) & (results["test_cov"] == spec.test_cov)
                    & (results["m"] == spec.m) & (results["n_prompts"] == spec.n_prompts)
-                   & (results["eval_seed"] == spec.seed) & (results["k"] <= spec.k_max)]
-    if sorted(rows["k"]) != list(range(1, spec.k_max + 1)):
+                   & (results["eval_seed"] == spec.seed) & (results["k"] <= spec.n_steps)]
+    if sorted(rows["k"]) != list(range(1, spec.n_steps + 1)):
         return None
     return rows.iloc[:, :list(rows.columns).index("run_id")].reset_index(drop=True)
 
