@@ -5,7 +5,7 @@ import torch
 import ttsbook as tb
 from ttsbook.spectra import random_rotation
 from ttsbook.tasks import make_task
-from ttsbook.spectra import DTYPE
+from ttsbook.checks import DTYPE
 from ttsbook.tasks import generator
 
 
@@ -32,20 +32,20 @@ def test_spectra_shapes_and_hardness():
 def test_bad_covariance_is_rejected(cov, message):
     with pytest.raises(ValueError, match=message):
         tb.RegressionTask(cov)
-    with pytest.raises(ValueError, match="cov_test"):
-        tb.population_error(torch.eye(cov.shape[0]), cov, 3)
+    with pytest.raises(ValueError, match="test_cov"):
+        tb.theory.population_error(torch.eye(cov.shape[0]), cov, 3)
 
 
 def test_bad_sizes_are_rejected():
     eye = tb.isotropic(3)
     with pytest.raises(ValueError, match="n must be a number >= 1"):
-        tb.gamma(eye, 0)
+        tb.theory.gamma(eye, 0)
     with pytest.raises(ValueError, match="n_points"):
         tb.RegressionTask(eye).sample(0, 4)
     with pytest.raises(ValueError, match="n_steps"):
-        tb.population_error(eye, eye, -1)
+        tb.theory.population_error(eye, eye, -1)
     with pytest.raises(ValueError, match="V must have shape"):
-        tb.population_error(torch.eye(4), eye, 2)
+        tb.theory.population_error(torch.eye(4), eye, 2)
     with pytest.raises(ValueError, match="directions"):
         tb.missing_skills(3, [5])
     with pytest.raises(ValueError, match="probs"):

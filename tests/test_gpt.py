@@ -5,7 +5,7 @@ import torch
 import ttsbook as tb
 from ttsbook.gpt import PRESETS, KVCache, decode_mask
 from ttsbook.tokens import tokens
-from ttsbook.spectra import DTYPE
+from ttsbook.checks import DTYPE
 
 
 def _model(**overrides):

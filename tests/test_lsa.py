@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import ttsbook as tb
-from ttsbook.spectra import DTYPE
+from ttsbook.checks import DTYPE
 
 
 def _model(d, cov, n):
@@ -29,7 +29,7 @@ def test_one_pass_is_the_pseudo_newton_update():
     model, p = _model(d, lam, n), _prompts(tb.isotropic(d), m)
     full = model(tb.embed(p))[:, d + 1:2 * d + 1, -1]       # the honest f(Z), (T, T) scores and all
     S = p.X.transpose(1, 2) @ p.X / m
-    expected = -(tb.pseudo_newton_v(lam, n) @ S @ -p.w[:, :, None])[:, :, 0]  # ŵ_1 = V Ŝ (0 − w)
+    expected = -(tb.theory.pseudo_newton_v(lam, n) @ S @ -p.w[:, :, None])[:, :, 0]  # ŵ_1 = V Ŝ (0 − w)
     assert torch.allclose(full, -expected, atol=1e-10)
     assert torch.allclose(model.predict(p, 1)[:, 0], full, atol=1e-10)
 
@@ -40,7 +40,7 @@ def test_k_passes_match_closed_form_iterates():
     model, p = _model(d, lam, n), _prompts(tb.isotropic(d), m, seed=3)
     iterates = model.predict(p, K)
     S = p.X.transpose(1, 2) @ p.X / m
-    M = torch.eye(d, dtype=DTYPE) - torch.linalg.inv(tb.gamma(lam, n)) @ S   # (B, d, d)
+    M = torch.eye(d, dtype=DTYPE) - torch.linalg.inv(tb.theory.gamma(lam, n)) @ S   # (B, d, d)
     for k in range(1, K + 1):
         expected = p.w - (torch.linalg.matrix_power(M, k) @ p.w[:, :, None])[:, :, 0]
         assert torch.allclose(iterates[:, k - 1], expected, atol=1e-10)

@@ -16,31 +16,31 @@ I5 = tb.isotropic(5)
 
 
 def _population(cov, n, k):
-    return tb.population_error(tb.pseudo_newton_v(cov, n), cov, k)[k].item()
+    return tb.theory.population_error(tb.theory.pseudo_newton_v(cov, n), cov, k)[k].item()
 
 
 def _finite(d, m, n, k):
-    return tb.finite_prompt_error(tb.pseudo_newton_v(tb.isotropic(d), n), tb.isotropic(d), m,
+    return tb.theory.finite_prompt_error(tb.theory.pseudo_newton_v(tb.isotropic(d), n), tb.isotropic(d), m,
                                   k)[k].item()
 
 
 def test_population_frontier_is_the_closed_form():
     ks = np.arange(1, 9)
-    law = tb.n_star(5, ks, 0.01).numpy()
+    law = tb.theory.n_star(5, ks, 0.01).numpy()
     for spectrum in (I5, 5.0):  # the covariance (exact) and its hardness (the law) agree for I
-        p = tb.plan(5, spectrum, None, 0.01, 1.0, 1.0, k_max=8)
+        p = tb.planner.plan(5, spectrum, None, 0.01, 1.0, 1.0, n_steps=8)
         assert np.allclose(p.n_frontier, law, rtol=1e-6)
         assert (p.n_needed == np.ceil(law)).all() and p.safe.all() and p.n_diverge == math.inf
     skew = tb.power_law(5, 1.0)
-    p = tb.plan(5, skew, None, 0.01, 1.0, 1.0, k_max=8)
+    p = tb.planner.plan(5, skew, None, 0.01, 1.0, 1.0, n_steps=8)
     for k, n, n_int in zip(p.ks, p.n_frontier, p.n_needed):
         assert _population(skew, n, int(k)) == pytest.approx(0.01, rel=1e-6)
         assert _population(skew, n_int, int(k)) <= 0.01 < _population(skew, n_int - 1, int(k))
-    assert (p.n_frontier < tb.n_star(tb.hardness(skew), ks, 0.01).numpy()).all()  # law: pessimistic
+    assert (p.n_frontier < tb.theory.n_star(tb.hardness(skew), ks, 0.01).numpy()).all()  # law: pessimistic
 
 
 def test_finite_m_frontier_is_the_finite_prompt_error():
-    p = tb.plan(5, I5, 15, 0.05, 1.0, 1.0, k_max=10)
+    p = tb.planner.plan(5, I5, 15, 0.05, 1.0, 1.0, n_steps=10)
     assert p.model.startswith("finite m")
     reach = np.isfinite(p.n_frontier)
     assert reach.sum() >= 5 and not reach[0]           # k = 1 cannot reach 0.05 at m = 15
@@ -59,12 +59,12 @@ def test_finite_m_frontier_is_the_finite_prompt_error():
 ])
 def test_cheapest_point_is_the_brute_force_minimum(spectrum, m, eps, costs):
     d, K = spectrum.shape[0], 12
-    p = tb.plan(d, spectrum, m, eps, *costs, k_max=K)
+    p = tb.planner.plan(d, spectrum, m, eps, *costs, n_steps=K)
     n_safe = p.n_diverge if m else math.inf
     best = math.inf
     for n in range(1, 120):
-        errors = (tb.population_error(tb.pseudo_newton_v(spectrum, n), spectrum, K)[1:] if m is None
-                  else tb.finite_prompt_error(tb.pseudo_newton_v(spectrum, n), spectrum, m, K)[1:])
+        errors = (tb.theory.population_error(tb.theory.pseudo_newton_v(spectrum, n), spectrum, K)[1:] if m is None
+                  else tb.theory.finite_prompt_error(tb.theory.pseudo_newton_v(spectrum, n), spectrum, m, K)[1:])
         for k in np.flatnonzero(errors.numpy() <= eps) + 1:
             if n <= n_safe:
                 best = min(best, costs[0] * n + costs[1] * k)
@@ -73,14 +73,14 @@ def test_cheapest_point_is_the_brute_force_minimum(spectrum, m, eps, costs):
 
 
 def test_more_expensive_passes_buy_fewer_of_them():
-    ks = [tb.plan(5, 5.0, None, 0.001, 1.0, c, k_max=20).k for c in (0.1, 1.0, 10.0, 100.0)]
+    ks = [tb.planner.plan(5, 5.0, None, 0.001, 1.0, c, n_steps=20).k for c in (0.1, 1.0, 10.0, 100.0)]
     assert ks == sorted(ks, reverse=True) and ks[0] > ks[-1]
 
 
 def test_safe_k_follow_the_divergence_threshold():
     d, m = 5, 12
-    p = tb.plan(d, I5, m, 0.1, 1.0, 1.0, k_max=12)
-    assert p.n_diverge == tb.divergence_threshold(d, m)
+    p = tb.planner.plan(d, I5, m, 0.1, 1.0, 1.0, n_steps=12)
+    assert p.n_diverge == tb.theory.divergence_threshold(d, m)
     reach = np.isfinite(p.n_needed)
     assert (p.safe == (p.n_needed <= p.n_diverge)).all()
     lo, hi = p.k_safe
@@ -88,24 +88,24 @@ def test_safe_k_follow_the_divergence_threshold():
     # In distribution the frontier never crosses the threshold: at fixed k the finite-m
     # error bottoms out below it (k = 1: c = 1/(1 + γ) is best and c·λ₊ <= 2).
     for d_, m_, eps in ((5, 7, 0.3), (8, 16, 0.05), (4, 6, 0.3)):
-        q = tb.plan(d_, float(d_), m_, eps, 1.0, 1.0, k_max=12)
+        q = tb.planner.plan(d_, float(d_), m_, eps, 1.0, 1.0, n_steps=12)
         assert q.n_diverge < math.inf and np.isfinite(q.n_needed).any()
         assert q.safe[np.isfinite(q.n_needed)].all()
     # Monte Carlo (d = 20, where the Marchenko–Pastur edge is sharp): at the planned n the
     # typical prompt's Γ⁻¹Ŝ_m stays below 2, at twice the threshold it does not.
     I20 = tb.isotropic(20)
-    q = tb.plan(20, I20, 40, 0.05, 1.0, 1.0, k_max=12)
+    q = tb.planner.plan(20, I20, 40, 0.05, 1.0, 1.0, n_steps=12)
     prompts = tb.RegressionTask(I20).sample(40, 1000, seed=3, split="eval", dtype=torch.float64)
     for n, diverging in ((q.n, False), (2 * q.n_diverge, True)):
-        share = (tb.prompt_mu_max(tb.pseudo_newton_v(I20, n), prompts) > 2).double().mean()
+        share = (tb.stopping.prompt_mu_max(tb.theory.pseudo_newton_v(I20, n), prompts) > 2).double().mean()
         assert (share > 0.5) == diverging
     skew = tb.power_law(5, 1.0)  # in population (Σ = Λ) every μ_j < 1: all k safe
-    assert tb.mu_spectrum(tb.pseudo_newton_v(skew, 1e4), skew).max() < 1
-    assert tb.plan(5, skew, None, 0.01, 1.0, 1.0).safe.all()
+    assert tb.theory.mu_spectrum(tb.theory.pseudo_newton_v(skew, 1e4), skew).max() < 1
+    assert tb.planner.plan(5, skew, None, 0.01, 1.0, 1.0).safe.all()
 
 
 def test_error_floor_is_reported_not_hidden():
-    p = tb.plan(5, I5, 4, 0.1, 1.0, 1.0, k_max=10)   # m < d: Ŝ_m misses d − m directions
+    p = tb.planner.plan(5, I5, 4, 0.1, 1.0, 1.0, n_steps=10)   # m < d: Ŝ_m misses d − m directions
     assert p.n is None and p.k is None and "floor" in p.reason
     assert p.floor.min() >= 1 - 4 / 5 - 1e-9
     assert not np.isfinite(p.n_needed).any() and p.k_safe is None
@@ -114,7 +114,7 @@ def test_error_floor_is_reported_not_hidden():
 @pytest.mark.parametrize("spectrum, m, eps", [(I5, 20, 0.03), (tb.power_law(4, 1.0), None, 0.02)])
 def test_recommended_point_reaches_eps_in_monte_carlo(spectrum, m, eps):
     d = spectrum.shape[0]
-    p = tb.plan(d, spectrum, m, eps, 1.0, 2.0, k_max=12)
+    p = tb.planner.plan(d, spectrum, m, eps, 1.0, 2.0, n_steps=12)
     m_test = m or 1000  # m → ∞ plans, checked on long prompts
     prompts = tb.RegressionTask(spectrum).sample(m_test, 2000, seed=11, split="eval",
                                                  dtype=torch.float64)
@@ -129,7 +129,7 @@ def test_draw_plan_returns_the_ax():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots()
-    for p in (tb.plan(5, I5, 12, 0.05, 1.0, 2.0), tb.plan(5, I5, 4, 0.1, 1.0, 1.0)):
+    for p in (tb.planner.plan(5, I5, 12, 0.05, 1.0, 2.0), tb.planner.plan(5, I5, 4, 0.1, 1.0, 1.0)):
         assert draw_plan(ax, p) is ax and isinstance(p, Plan)
     plt.close(fig)
 
@@ -138,16 +138,16 @@ def test_draw_plan_returns_the_ax():
     ({"cost_train": 0.0}, "cost_train"), ({"cost_train": -1.0}, "cost_train"),
     ({"cost_pass": 0}, "cost_pass"), ({"cost_pass": -2.0}, "cost_pass"),
     ({"eps": 0.0}, "eps"), ({"eps": -0.1}, "eps"), ({"eps": 1.0}, "eps"),
-    ({"m": 0}, "m"), ({"m": -3}, "m"), ({"m": 2.5}, "m"), ({"d": 0}, "d"),
-    ({"k_max": 0}, "k_max"), ({"spectrum": torch.eye(3)}, "spectrum"),
+    ({"m": 0}, "m"), ({"m": -3}, "m"), ({"m": 2.5}, "m"), ({"n_dims": 0}, "n_dims"),
+    ({"n_steps": 0}, "n_steps"), ({"spectrum": torch.eye(3)}, "spectrum"),
     ({"spectrum": torch.diag(torch.tensor([1.0, 1, 1, 1, 0]))}, "spectrum"),
     ({"spectrum": -torch.eye(5)}, "spectrum"), ({"spectrum": 4.0}, "spectrum"),
     ({"spectrum": math.inf}, "spectrum"), ({"spectrum": "power:1"}, "spectrum"),
     ({"spectrum": tb.power_law(5, 1.0)}, "m"),        # finite m needs isotropic training
 ])
 def test_bad_arguments_get_one_line_errors(change, arg):
-    args = {"d": 5, "spectrum": I5, "m": 20, "eps": 0.05, "cost_train": 1.0,
-            "cost_pass": 1.0, "k_max": 10} | change
+    args = {"n_dims": 5, "spectrum": I5, "m": 20, "eps": 0.05, "cost_train": 1.0,
+            "cost_pass": 1.0, "n_steps": 10} | change
     with pytest.raises(BadValue) as err:
-        tb.plan(**args)
+        tb.planner.plan(**args)
     assert err.value.arg == arg and arg in str(err.value) and "\n" not in str(err.value)

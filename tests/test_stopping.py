@@ -4,7 +4,7 @@ import torch
 
 import ttsbook as tb
 from ttsbook import stopping as st
-from ttsbook.spectra import DTYPE
+from ttsbook.checks import DTYPE
 
 D, M = 8, 16
 
@@ -23,6 +23,38 @@ class _Blind:
     def predict(self, prompts, n_steps):
         hidden = tb.Prompts(prompts.X, prompts.y, torch.full_like(prompts.w, float("nan")))
         return self.inner.predict(tb.Prompts(hidden.X, hidden.y, torch.zeros_like(prompts.w)), n_steps)
+
+
+def test_every_chain_is_the_one_pseudo_newton_chain():
+    """PseudoNewton, damped CoT at η = 1 and a noiseless parallel chain on all examples run
+    the same chain ``ŵ ← ŵ + ηV(Ŝŵ − b)``: ``predictors.pseudo_newton_chain``."""
+    from ttsbook import parallel
+    from ttsbook.predictors import pseudo_newton_chain
+    prompts = _prompts(20, sigma=0.1)
+    pn = tb.PseudoNewton.trained(tb.power_law(D, 1.0), 12)
+    chain = pseudo_newton_chain(pn.V, *prompts.moments(), 6)
+    assert torch.equal(pn.predict(prompts, 6), chain)
+    assert torch.equal(st.damped_iterates(pn.V, prompts, 6, 1.0), chain)
+    half = st.damped_iterates(pn.V, prompts, 6, 0.5)
+    assert torch.equal(half, pseudo_newton_chain(pn.V, *prompts.moments(), 6, eta=0.5))
+    assert not torch.allclose(half, chain)
+    chains = parallel.run_chains(pn.V, prompts, 3, 6)            # (B, 3, 6, d), all alike
+    assert torch.allclose(chains, chain[:, None].expand_as(chains), rtol=1e-12, atol=1e-12)
+    noisy = pseudo_newton_chain(pn.V, *prompts.moments(), 6, noise_std=0.3,
+                                generator=torch.Generator().manual_seed(0))
+    assert (noisy - chain).abs().max() > 0.1                     # the noise is added
+    assert pseudo_newton_chain(pn.V, *prompts.moments(), 0).shape == (20, 0, D)
+
+
+def test_residual_stop_counts_the_stalled_pass_on_residuals_from_zero():
+    r = torch.tensor([[4.0, 2.0, 1.9, 1.0]])                      # r_0 .. r_3
+    assert st.residual_stop(r, rtol=0.1).item() == 2              # pass 2 fell by < 10%
+    assert st.residual_stop(r[:, 1:], rtol=0.1).item() == 1       # from r_1: ŵ_1 is kept
+    prompts = _prompts(5)
+    W = tb.PseudoNewton.trained(tb.isotropic(D), 10).predict(prompts, 3)
+    full = st.prompt_residuals(prompts, W, from_zero=True)
+    assert torch.allclose(full[:, 1:], st.prompt_residuals(prompts, W), rtol=1e-12)
+    assert torch.allclose(full[:, 0], (prompts.y ** 2).mean(1))
 
 
 def test_residuals_match_their_definition_and_never_read_w():
@@ -51,8 +83,8 @@ def test_residual_stop_is_the_residual_minimum_for_pseudo_newton():
 
 def test_top_eigenvalue_bound_is_an_upper_bound_within_d_to_the_1_over_p():
     prompts = _prompts(200)
-    V = tb.pseudo_newton_v(tb.power_law(D, 1.0), 30)
-    true = tb.prompt_mu_max(V, prompts)
+    V = tb.theory.pseudo_newton_v(tb.power_law(D, 1.0), 30)
+    true = tb.stopping.prompt_mu_max(V, prompts)
     for q in (1, 3):
         bound = st.top_eigenvalue_bound(V, prompts, n_squarings=q)
         p = 2 ** (q + 1)
@@ -63,10 +95,10 @@ def test_damped_chain_cannot_diverge_where_the_plain_one_does():
     prompts = _prompts(300)
     pn = tb.PseudoNewton.trained(tb.isotropic(D), 1000)      # Γ⁻¹Ŝ_m passes 2 on most prompts
     plain = tb.prompt_errors(pn, prompts, 60)[:, -1]
-    assert (tb.prompt_mu_max(pn.V, prompts) > 2).double().mean() > 0.5 and plain.median() > 1e3
+    assert (tb.stopping.prompt_mu_max(pn.V, prompts) > 2).double().mean() > 0.5 and plain.median() > 1e3
     for theta in (0.5, 1.0):
         eta = st.damping(st.top_eigenvalue_bound(pn.V, prompts), theta)
-        assert (eta * tb.prompt_mu_max(pn.V, prompts) < 2).all()
+        assert (eta * tb.stopping.prompt_mu_max(pn.V, prompts) < 2).all()
         errs = ((st.damped_iterates(pn.V, prompts, 60, eta) - prompts.w[:, None]) ** 2).mean(-1)
         assert (torch.diff(errs, dim=1) < 1e-12).all()       # θ <= 1: monotone too
         assert errs[:, -1].median() < 1e-2 and (errs[:, -1] < errs[:, 0]).all()
@@ -85,7 +117,7 @@ def test_relax_is_exact_for_an_affine_chain_even_with_noise():
 def test_iterate_contraction_recovers_the_top_eigenvalue_of_a_diverging_chain():
     prompts = _prompts(200)
     pn = tb.PseudoNewton.trained(tb.isotropic(D), 1000)
-    mu = tb.prompt_mu_max(pn.V, prompts)
+    mu = tb.stopping.prompt_mu_max(pn.V, prompts)
     nu = st.iterate_contraction(pn.predict(prompts, 40))
     diverging = mu > 2.2                                      # the top mode dominates by k = 40
     assert diverging.sum() > 20
@@ -131,8 +163,8 @@ def test_black_box_damping_is_used_without_v():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda p, pn: st.compare_rules(pn, p, [0, 3]), r"^budgets must be an integer >= 1, got 0$"),
-    (lambda p, pn: st.compare_rules(pn, p, []), r"^budgets must list at least one K_max >= 1, got none$"),
+    (lambda p, pn: st.compare_rules(pn, p, [0, 3]), r"^n_steps must be an integer >= 1, got 0$"),
+    (lambda p, pn: st.compare_rules(pn, p, []), r"^n_steps must list at least one budget K >= 1, got none$"),
     (lambda p, pn: st.compare_rules(pn, p, [2], theta=2.0), r"^theta must be a number > 0 and < 2"),
     (lambda p, pn: st.compare_rules(pn, p, [2], n_folds=1), r"^n_folds must be an integer >= 2"),
     (lambda p, pn: st.holdout_curve(pn, p, 3, n_folds=M + 1), r"^n_folds must be <= m = 16"),

@@ -18,7 +18,7 @@ def test_training_reaches_minus_gamma_inverse():
     d, n = 10, 20
     cov = tb.rotate(tb.power_law(d, 1.0), seed=1)
     assert (cov - torch.diag(torch.diagonal(cov))).abs().max() > 0.1   # a non-diagonal Λ
-    target = tb.pseudo_newton_v(cov, n)
+    target = tb.theory.pseudo_newton_v(cov, n)
     model = tb.LSA(tb.LSAConfig(d, seed=0))
     assert _distance(model, target) > 0.9              # starts far: small random init
     config = tb.TrainConfig(steps=500, batch_size=1024, lr=0.01, log_every=50)

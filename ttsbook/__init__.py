@@ -1,8 +1,11 @@
 """ttsbook: test-time scaling with linear self-attention and a GPT-style transformer.
 
-The public API is what the book's chapters and a reader's own scripts need, by concept below.
-Everything else stays in its module (``ttsbook.train.Trainer``, ``ttsbook.utils.save_checkpoint``,
-``ttsbook.sweeps``, ...): import it from there.
+One address per name. The core is flat: ``ttsbook.X`` for the tasks, models, predictors,
+training and evaluation that every chapter uses. The wings are namespaces, imported here so
+that ``import ttsbook`` reaches them: ``ttsbook.theory`` (closed forms), ``ttsbook.experiments``
+(the LSA experiments of chapters 5–7 and 10), ``ttsbook.stopping``, ``ttsbook.parallel`` and
+``ttsbook.planner``. No name is exported at two addresses (``tests/test_package.py``).
+Everything else stays in its module (``ttsbook.train.Trainer``, ``ttsbook.utils.save_checkpoint``).
 """
 from .checks import BadValue
 # Tasks: prompts of (x, y) pairs, and the covariances that shape them.
@@ -13,28 +16,20 @@ from .tasks import MixtureTask, Prompts, RegressionTask
 from .tokens import cot_column, embed
 from .lsa import LSA, LSAConfig
 from .gpt import GPT, GPTConfig, preset
-from .predictors import GradientDescent, LeastSquares, PseudoNewton
+from .predictors import GradientDescent, LeastSquares, PseudoNewton, Ridge
 # Training and evaluation.
 from .train import TrainConfig, cot_loss, direct_loss, train
 from .evaluate import evaluate, prompt_errors
-# Runs on disk: train, resume, reload, score.
+# The book's scales and devices.
+from .utils import announce, book_scale, resolve_device
+# The wings, as namespaces.
+from . import experiments, parallel, planner, stopping, theory
+# Runs on disk: train, resume, reload, score (the GPT-run wing).
 from .runs import RunConfig, RunInterrupted, run_dir, train_argv, train_run
 from .finished import SHIPPED_RUNS, EvalConfig, evaluate_runs, load_run
-from .sweeps import label_runs
-# Closed forms (the theory).
-from .theory import (best_mixture, context_needed, divergence_threshold, divergent_fraction,
-                     finite_prompt_error, gamma, mixture_error, mixture_optimum, mp_density,
-                     mp_edges, mu_spectrum, n_star, one_step_error, optimal_face,
-                     population_error, prompt_mu_max, pseudo_newton_v, scaling_law,
-                     selection_mass_range, selection_objective, task_selection,
-                     wishart_second_moment)
-# Knowing when to stop, and planning n and k before training.
-from .stopping import compare_rules
-from .planner import plan
+from .experiments import label_runs
 # Grids of runs on many workers (python -m ttsbook sweep).
 from .grids import expand, read_sweep, swept_scores
 from .cluster import LaunchConfig, launch
-# The book's scales and devices.
-from .utils import announce, book_scale, resolve_device
 
 __version__ = "0.2.0"

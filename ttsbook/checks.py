@@ -1,4 +1,5 @@
-"""Argument checks shared by every module, and the error that names the bad argument.
+"""The atoms every module shares: the float64 ``DTYPE`` of exact references, the argument
+checks, and the error that names the bad argument.
 
 :class:`BadValue` is a ``ValueError`` that also carries the argument's name (``arg``), so the
 command line can say which option was wrong in one line; Python callers see a plain
@@ -7,6 +8,10 @@ command line can say which option was wrong in one line; Python callers see a pl
 from __future__ import annotations
 
 import numbers
+
+import torch
+
+DTYPE = torch.float64  # exact references (closed forms, reference predictors) compute in it
 
 
 class BadValue(ValueError):
@@ -47,3 +52,8 @@ def check_choice(value, name: str, choices) -> object:
         raise BadValue(name, f"{name} must be one of {', '.join(map(repr, choices))}, "
                              f"got {value!r}")
     return value
+
+
+def check_steps(n_steps) -> int:
+    """``n_steps`` (the number of passes k) if it is an integer >= 0; else ``ValueError``."""
+    return check_int(n_steps, "n_steps", low=0)

@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .checks import BadValue
+from .checks import BadValue, check_steps
 from .tasks import Prompts, RegressionTask
-from .tokens import check_steps
 from .utils import resolve_device
 
 
@@ -59,7 +58,7 @@ def summarize(errors: torch.Tensor, name: str, n_boot: int = 1000, seed: int = 0
     })
 
 
-def evaluate(predictors: Mapping[object, object], task: RegressionTask, n_points: int,
+def evaluate(predictors: Mapping[object, object], task: RegressionTask, m: int,
              n_steps: int, n_prompts: int = 10_000, seed: int = 0,
              batch_size: int | None = None, device: str | torch.device = "auto",
              n_boot: int = 1000, key: str = "predictor") -> pd.DataFrame:
@@ -81,7 +80,7 @@ def evaluate(predictors: Mapping[object, object], task: RegressionTask, n_points
         raise BadValue("predictors", "predictors must name at least one predictor")
     if not isinstance(key, str) or not key.isidentifier():
         raise BadValue("key", f"key must be a column name such as 'n', got {key!r}")
-    prompts = task.sample(n_points, n_prompts, seed=seed, split="eval",
+    prompts = task.sample(m, n_prompts, seed=seed, split="eval",
                           device=resolve_device(device), dtype=torch.float64)
     frames = []
     for name, p in predictors.items():
@@ -90,5 +89,5 @@ def evaluate(predictors: Mapping[object, object], task: RegressionTask, n_points
                           n_boot, seed)
         if key != "predictor":
             frame.insert(0, key, name)
-        frames.append(frame.assign(m=n_points))
+        frames.append(frame.assign(m=m))
     return pd.concat(frames, ignore_index=True)

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import BadValue, check_choice, check_int, check_number
+from .checks import BadValue, check_choice, check_int, check_number, check_steps
 from .options import param
 from .tasks import Prompts
-from .tokens import check_steps, cot_column, tokens
+from .tokens import cot_column, tokens
 
 POSITIONS = ("none", "learned")
 

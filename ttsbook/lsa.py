@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checks import check_int, check_number
+from .checks import check_int, check_number, check_steps
 from .tasks import Prompts
 from .theory import pseudo_newton_v
-from .tokens import check_steps, cot_column, embed
+from .tokens import cot_column, embed
 
 
 @dataclass
@@ -121,10 +121,10 @@ class LSA(nn.Module):
         return torch.stack(iterates, dim=1) if iterates else Z.new_zeros(len(prompts), 0, d)
 
     @torch.no_grad()
-    def set_closed_form(self, cov: torch.Tensor, n: float) -> "LSA":
+    def set_closed_form(self, train_cov: torch.Tensor, n: float) -> "LSA":
         """Set ``V31 = −Γ⁻¹`` (and ``W13 = I``, ``W24 = −1``): the trained optimum for
         Λ, n."""
-        V = pseudo_newton_v(cov, n)
+        V = pseudo_newton_v(train_cov, n)
         if V.shape != self.V31.shape:
             raise ValueError(f"cov must be {tuple(self.V31.shape)} for this model, "
                              f"got {tuple(V.shape)}")

@@ -14,7 +14,7 @@ training distribution (Σ = Λ):
   eigenvalue above 2, so extra passes expand the error. A frontier point (n*(k), k) is *safe*
   when n*(k) is below that threshold; in population (Σ = Λ) every μ_j < 1 and all k are safe.
   In distribution the frontier stays below the threshold (each k's error bottoms out near
-  n = m, below it), so the safe k are those that reach ε at all: ``k_safe = (k_lo, k_max)``.
+  n = m, below it), so the safe k are those that reach ε at all: ``k_safe = (k_lo, k_hi)``.
 
 Cost model: ``cost = cost_train·n + cost_pass·k``, a training-context example against one
 forward pass (put the number of queries served into ``cost_pass`` to amortise training).
@@ -29,17 +29,17 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .checks import BadValue, check_int, check_number
-from .spectra import DTYPE, check_covariance, hardness
+from .checks import DTYPE, BadValue, check_int, check_number
+from .spectra import check_covariance, hardness
 from .theory import (context_needed, divergence_threshold, finite_prompt_error, n_star,
-                     population_error, pseudo_newton_v)
+                     population_error, pseudo_newton_v, scaling_law)
 
 COST_MODEL = "cost = cost_train·n + cost_pass·k"
 
 
 @dataclass(frozen=True, eq=False)  # eq would compare arrays element-wise
 class Plan:
-    """What :func:`plan` found. Arrays are over ``ks = 1..k_max``; ``inf`` = out of reach.
+    """What :func:`plan` found. Arrays are over ``ks = 1..n_steps``; ``inf`` = out of reach.
 
     ``n_frontier``: real n*(k) at which the planned error equals ε; ``n_needed``: the smallest
     integer n reaching ε (``inf`` if none up to ``n_max``); ``floor``: the smallest error the
@@ -94,14 +94,14 @@ def _spectrum(d: int, spectrum) -> tuple[torch.Tensor | None, float]:
     return cov, hardness(cov)
 
 
-def _check(d, m, eps, cost_train, cost_pass, k_max, n_max) -> int | None:
-    check_int(d, "d")
+def _check(n_dims, m, eps, cost_train, cost_pass, n_steps, n_max) -> int | None:
+    check_int(n_dims, "n_dims")
     if m is not None and m != math.inf:
         m = check_int(m, "m")
     check_number(eps, "eps", 0, strict=True, high=1)  # ŵ = 0 already scores 1
     check_number(cost_train, "cost_train", 0, strict=True, high=math.inf)
     check_number(cost_pass, "cost_pass", 0, strict=True, high=math.inf)
-    check_int(k_max, "k_max")
+    check_int(n_steps, "n_steps")
     check_number(n_max, "n_max", 1, strict=True, high=math.inf)
     return None if m in (None, math.inf) else m
 
@@ -109,7 +109,7 @@ def _check(d, m, eps, cost_train, cost_pass, k_max, n_max) -> int | None:
 def _population_error(cov, hard, n: float, k: int) -> float:
     """Planned error after k passes, m → ∞: exact for a covariance, the law for a hardness."""
     if cov is None:
-        return (1 + n / (1 + hard)) ** (-2 * k)
+        return scaling_law(hard, n, k)[k].item()
     return population_error(pseudo_newton_v(cov, n), cov, k)[k].item()
 
 
@@ -126,9 +126,9 @@ def _population_frontier(cov, hard, eps, ks, n_max):
     return np.array(out)
 
 
-def _finite_errors(cov, m: int, n, k_max: int) -> np.ndarray:
-    """``finite_prompt_error`` of the trained map at context(s) n: (len(n), k_max)."""
-    rows = [finite_prompt_error(pseudo_newton_v(cov, float(x)), cov, m, k_max)[1:]
+def _finite_errors(cov, m: int, n, n_steps: int) -> np.ndarray:
+    """``finite_prompt_error`` of the trained map at context(s) n: (len(n), n_steps)."""
+    rows = [finite_prompt_error(pseudo_newton_v(cov, float(x)), cov, m, n_steps)[1:]
             for x in np.atleast_1d(n)]
     return torch.stack(rows).numpy()
 
@@ -169,36 +169,36 @@ def _integer_needed(error, frontier: np.ndarray, ks, eps: float) -> np.ndarray:
     return out
 
 
-def plan(d: int, spectrum, m: int | None, eps: float, cost_train: float, cost_pass: float,
-         k_max: int = 20, n_max: float = 1e4) -> Plan:
+def plan(n_dims: int, spectrum, m: int | None, eps: float, cost_train: float, cost_pass: float,
+         n_steps: int = 20, n_max: float = 1e4) -> Plan:
     """The frontier n*(k), the cheapest (n, k) and the safe k for target error ``eps``.
 
     Args:
-        d: dimension. spectrum: the training covariance Λ, (d, d) positive definite, or its
+        n_dims: dimension d. spectrum: the training covariance Λ, (d, d) positive definite, or its
             hardness ``Hard = tr Λ / λ_min >= d`` (then the scaling law plans, m → ∞ only).
         m: test prompt length; ``None`` (or ``inf``) for infinitely long prompts. Finite m
             needs isotropic training (Λ = σI, or Hard = d): ``finite_prompt_error``'s law.
         eps: target error per coordinate, in (0, 1). cost_train, cost_pass: > 0, see
-            ``COST_MODEL``. k_max: plans k = 1..k_max. n_max: largest n considered.
+            ``COST_MODEL``. n_steps: plans k = 1..n_steps. n_max: largest n considered.
     Test features come from the training distribution (Σ = Λ). Bad arguments raise a
     one-line :class:`BadValue` naming the argument.
     """
-    m = _check(d, m, eps, cost_train, cost_pass, k_max, n_max)
-    cov, hard = _spectrum(d, spectrum)
-    ks = np.arange(1, k_max + 1)
+    m = _check(n_dims, m, eps, cost_train, cost_pass, n_steps, n_max)
+    cov, hard = _spectrum(n_dims, spectrum)
+    ks = np.arange(1, n_steps + 1)
     if m is None:
         model = "population, scaling law" if cov is None else "population, exact"
-        frontier, floor = _population_frontier(cov, hard, eps, ks, n_max), np.zeros(k_max)
+        frontier, floor = _population_frontier(cov, hard, eps, ks, n_max), np.zeros(n_steps)
         n_div = math.inf
 
         def error(n, k):
             return _population_error(cov, hard, n, k)
     else:
-        if hard > d * (1 + 1e-9):
-            raise BadValue("m", f"finite m needs isotropic training (Hard = d = {d}), got "
+        if hard > n_dims * (1 + 1e-9):
+            raise BadValue("m", f"finite m needs isotropic training (Hard = d = {n_dims}), got "
                                 f"Hard = {hard:.4g}; pass m=None to plan for m → ∞")
-        cov = torch.eye(d, dtype=DTYPE) if cov is None else cov
-        model, n_div = "finite m, Marchenko–Pastur", divergence_threshold(d, m)
+        cov = torch.eye(n_dims, dtype=DTYPE) if cov is None else cov
+        model, n_div = "finite m, Marchenko–Pastur", divergence_threshold(n_dims, m)
         frontier, floor = _finite_frontier(cov, m, eps, ks, n_max)
 
         def error(n, k):

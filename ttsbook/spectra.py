@@ -12,9 +12,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .checks import BadValue, check_int, check_number
-
-DTYPE = torch.float64
+from .checks import DTYPE, BadValue, check_int, check_number
 
 
 def check_covariance(cov: torch.Tensor, name: str = "cov", *, definite: bool = False,
@@ -41,40 +39,40 @@ def check_covariance(cov: torch.Tensor, name: str = "cov", *, definite: bool = F
     return cov
 
 
-def isotropic(d: int) -> torch.Tensor:
+def isotropic(n_dims: int) -> torch.Tensor:
     """The identity ``I_d``: every skill equally present (``Hard = d``)."""
-    check_int(d, "d")
-    return torch.eye(d, dtype=DTYPE)
+    check_int(n_dims, "n_dims")
+    return torch.eye(n_dims, dtype=DTYPE)
 
 
-def power_law(d: int, alpha: float = 1.0, *, normalise: bool = True) -> torch.Tensor:
+def power_law(n_dims: int, alpha: float = 1.0, *, normalise: bool = True) -> torch.Tensor:
     """Diagonal spectrum ``λ_i ∝ i^(-alpha)``, i = 1..d.
 
     ``normalise=True`` rescales to ``tr Λ = d`` (same total signal as ``I_d``);
     ``normalise=False`` keeps the raw ``λ_i = i^(-alpha)`` (so ``λ_1 = 1``).
     """
-    check_int(d, "d")
+    check_int(n_dims, "n_dims")
     check_number(alpha, "alpha", 0)
-    lam = torch.arange(1, d + 1, dtype=DTYPE) ** (-float(alpha))
+    lam = torch.arange(1, n_dims + 1, dtype=DTYPE) ** (-float(alpha))
     if normalise:
-        lam = lam * d / lam.sum()
+        lam = lam * n_dims / lam.sum()
     return torch.diag(lam)
 
 
-def missing_skills(d: int, directions: Sequence[int], eps: float = 0.0,
+def missing_skills(n_dims: int, directions: Sequence[int], eps: float = 0.0,
                    base: torch.Tensor | None = None) -> torch.Tensor:
     """``base`` (default ``I_d``) with the chosen coordinate directions scaled by ``eps``.
 
     A skill with ``eps = 0`` never appears in training prompts; small ``eps`` makes it rare.
     """
-    base = isotropic(d) if base is None else check_covariance(base, "base")
-    if base.shape[0] != d:
-        raise ValueError(f"base must be ({d}, {d}), got {tuple(base.shape)}")
+    base = isotropic(n_dims) if base is None else check_covariance(base, "base")
+    if base.shape[0] != n_dims:
+        raise ValueError(f"base must be ({n_dims}, {n_dims}), got {tuple(base.shape)}")
     check_number(eps, "eps", 0)
     idx = list(directions)
-    if any((not isinstance(i, int)) or i < 0 or i >= d for i in idx):
-        raise ValueError(f"directions must be integers in [0, {d}), got {idx}")
-    scale = torch.ones(d, dtype=DTYPE)
+    if any((not isinstance(i, int)) or i < 0 or i >= n_dims for i in idx):
+        raise ValueError(f"directions must be integers in [0, {n_dims}), got {idx}")
+    scale = torch.ones(n_dims, dtype=DTYPE)
     scale[idx] = float(eps) ** 0.5
     return scale[:, None] * base * scale[None, :]
 
@@ -86,33 +84,51 @@ def missing_skills(d: int, directions: Sequence[int], eps: float = 0.0,
 KINDS = ("easy-few", "easy-many", "hard-few", "hard-many")
 
 
-def skill_task(d: int, n_skills: int, eps: float) -> torch.Tensor:
+def skill_task(n_dims: int, n_skills: int, eps: float) -> torch.Tensor:
     """Diagonal ``(d, d)`` covariance: directions ``0..n_skills-1`` at 1, the rest at ``eps``,
     ``tr = d``."""
-    if not isinstance(n_skills, int) or not 1 <= n_skills <= d:
-        raise ValueError(f"n_skills must be an integer in [1, {d}], got {n_skills!r}")
+    if not isinstance(n_skills, int) or not 1 <= n_skills <= n_dims:
+        raise ValueError(f"n_skills must be an integer in [1, {n_dims}], got {n_skills!r}")
     if not 0 < eps <= 1:
         raise ValueError(f"eps must lie in (0, 1], got {eps!r}")
-    cov = missing_skills(d, list(range(n_skills, d)), eps)
-    return cov * d / torch.trace(cov)
+    cov = missing_skills(n_dims, list(range(n_skills, n_dims)), eps)
+    return cov * n_dims / torch.trace(cov)
 
 
-def task_kinds(d: int, few: int, many: int, eps_easy: float,
+def task_kinds(n_dims: int, few: int, many: int, eps_easy: float,
                eps_hard: float) -> dict[str, torch.Tensor]:
     """The four task kinds of ``KINDS`` as a name -> covariance dict."""
     if not few < many:
         raise ValueError(f"few must be < many, got few={few}, many={many}")
     if not eps_hard < eps_easy:
         raise ValueError(f"eps_hard must be < eps_easy, got {eps_hard} and {eps_easy}")
-    return {"easy-few": skill_task(d, few, eps_easy), "easy-many": skill_task(d, many, eps_easy),
-            "hard-few": skill_task(d, few, eps_hard), "hard-many": skill_task(d, many, eps_hard)}
+    return {f"{ease}-{size}": skill_task(n_dims, count, eps)
+            for ease, eps in (("easy", eps_easy), ("hard", eps_hard))
+            for size, count in (("few", few), ("many", many))}
 
 
-def random_rotation(d: int, seed: int = 0) -> torch.Tensor:
+def check_mixture(covs: Sequence[torch.Tensor], probs=None) -> tuple[list, torch.Tensor]:
+    """A mixture of covariances, checked: ``covs`` as float64 covariances of one shape and
+    ``probs`` (default uniform) as float64 probabilities (>= 0, their sum 1 within 1e-6);
+    ``ValueError`` naming the argument otherwise."""
+    covs = [check_covariance(c, f"covs[{i}]") for i, c in enumerate(covs)]
+    if not covs:
+        raise ValueError("covs must hold at least one covariance")
+    if any(c.shape != covs[0].shape for c in covs):
+        raise ValueError(f"covs must all share one shape, got {[tuple(c.shape) for c in covs]}")
+    probs = torch.full((len(covs),), 1 / len(covs), dtype=DTYPE) if probs is None else \
+        torch.as_tensor(probs, dtype=DTYPE)
+    if probs.shape != (len(covs),) or (probs < 0).any() or abs(probs.sum().item() - 1) > 1e-6:
+        raise ValueError(f"probs must be {len(covs)} non-negative numbers summing to 1, "
+                         f"got {probs.tolist()}")
+    return covs, probs
+
+
+def random_rotation(n_dims: int, seed: int = 0) -> torch.Tensor:
     """A Haar-random orthogonal ``(d, d)`` matrix, a pure function of ``seed``."""
-    check_int(d, "d")
+    check_int(n_dims, "n_dims")
     g = torch.Generator().manual_seed(seed)
-    q, r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=DTYPE))
+    q, r = torch.linalg.qr(torch.randn(n_dims, n_dims, generator=g, dtype=DTYPE))
     return q * torch.sign(torch.diagonal(r))[None, :]  # sign fix makes it Haar
 
 

@@ -16,15 +16,13 @@ estimate per prompt; the rules are
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 
-from .checks import BadValue, check_int, check_number
-from .evaluate import bootstrap_mean_ci
-from .spectra import DTYPE
+from .checks import DTYPE, BadValue, check_int, check_number, check_steps
+from .evaluate import summarize
+from .predictors import pseudo_newton_chain
 from .tasks import Prompts
-from .tokens import check_steps
 
 RULES = ("residual stop", "hold-out", "damped")
 
@@ -42,16 +40,23 @@ def _check_theta(theta) -> float:
     return check_number(theta, "theta", 0, strict=True, high=2)
 
 
-def _check_budgets(budgets) -> list[int]:
-    budgets = [check_int(K, "budgets") for K in budgets]
-    if not budgets:
-        raise BadValue("budgets", "budgets must list at least one K_max >= 1, got none")
-    return budgets
+def _check_budgets(n_steps) -> list[int]:
+    """The budgets K: ``n_steps`` as a list of integers >= 1 (one K or several)."""
+    n_steps = [n_steps] if isinstance(n_steps, int) else list(n_steps)
+    n_steps = [check_int(K, "n_steps") for K in n_steps]
+    if not n_steps:
+        raise BadValue("n_steps", "n_steps must list at least one budget K >= 1, got none")
+    return n_steps
 
 
-def prompt_residuals(prompts: Prompts, iterates: torch.Tensor) -> torch.Tensor:
-    """``||y − Xŵ_k||²/m`` for k = 1..K: (B, K), from the prompt alone."""
-    return prompts.residuals(_check_iterates(iterates, prompts.validate()))
+def prompt_residuals(prompts: Prompts, iterates: torch.Tensor, *,
+                     from_zero: bool = False) -> torch.Tensor:
+    """``||y − Xŵ_k||²/m`` for k = 1..K: (B, K), from the prompt alone; with ``from_zero``,
+    k = 0..K (B, K + 1), ``r_0 = ||y||²/m`` the residual of the start ``ŵ_0 = 0``."""
+    W = _check_iterates(iterates, prompts.validate())
+    if from_zero:
+        W = torch.cat([torch.zeros_like(W[:, :1]), W], 1)
+    return prompts.residuals(W)
 
 
 def residual_stop(residuals: torch.Tensor, rtol: float = 0.0) -> torch.Tensor:
@@ -59,7 +64,9 @@ def residual_stop(residuals: torch.Tensor, rtol: float = 0.0) -> torch.Tensor:
 
     For a pseudo-Newton chain with a symmetric positive definite preconditioner the residual
     is a positive sum of exponentials in k (plus a constant with noise), so it is convex in
-    k: the first k where it stops falling is its minimum over all k.
+    k: the first k where it stops falling is its minimum over all k. On residuals that start
+    at ``r_0`` (``prompt_residuals(..., from_zero=True)``) the same index is the pass that
+    stalled, the number of passes a chain has run when the rule stops it (K + 1: never).
     """
     check_number(rtol, "rtol", 0, high=1)
     r = torch.as_tensor(residuals, dtype=DTYPE)
@@ -119,6 +126,19 @@ def top_eigenvalue_bound(V: torch.Tensor, prompts: Prompts, n_squarings: int = 3
     return trace ** (1 / p) * scale[:, 0, 0]
 
 
+def prompt_mu_max(V: torch.Tensor, prompts: Prompts) -> torch.Tensor:
+    """Per prompt, the exact largest eigenvalue ν_max of ``−V Ŝ_m`` (``Γ⁻¹Ŝ_m`` for the
+    trained V): (B,). ``top_eigenvalue_bound`` bounds it from above at a lower cost.
+
+    It is the finite-m counterpart of ``theory.mu_spectrum``: a prompt whose value exceeds 2
+    has a direction that CoT expands, however small its population ``μ_max``.
+    """
+    S = prompts.to("cpu").moments()[0]                         # (B, d, d)
+    V = torch.as_tensor(V, dtype=DTYPE)
+    # −VŜ = Γ⁻¹Ŝ is similar to a symmetric matrix: its eigenvalues are real.
+    return torch.linalg.eigvals(-V @ S).real.max(dim=-1).values
+
+
 def damping(nu: torch.Tensor, theta: float = 1.0) -> torch.Tensor:
     """``η = min(1, θ/ν)``: with ν >= every eigenvalue, each mode's factor ``1 − ην_j`` lies
     in ``(1 − θ, 1]``, so for ``0 < θ < 2`` no direction can expand."""
@@ -129,14 +149,9 @@ def damping(nu: torch.Tensor, theta: float = 1.0) -> torch.Tensor:
 
 def damped_iterates(V: torch.Tensor, prompts: Prompts, n_steps: int, eta) -> torch.Tensor:
     """``ŵ ← ŵ + η V(Ŝŵ − b)`` from 0 with a per-prompt η (B,): (B, n_steps, d) float64."""
-    check_steps(n_steps)
     S, b = prompts.to("cpu").moments()
     eta = torch.as_tensor(eta, dtype=DTYPE).expand(len(b))[:, None]
-    V, w, out = torch.as_tensor(V, dtype=DTYPE), torch.zeros_like(b), []
-    for _ in range(n_steps):
-        w = w + eta * ((torch.einsum("bij,bj->bi", S, w) - b) @ V.T)
-        out.append(w)
-    return torch.stack(out, 1) if out else b.new_zeros(len(b), 0, b.shape[1])
+    return pseudo_newton_chain(torch.as_tensor(V, dtype=DTYPE), S, b, n_steps, eta=eta)
 
 
 def iterate_contraction(iterates: torch.Tensor) -> torch.Tensor:
@@ -186,16 +201,17 @@ def _first_min(curve: torch.Tensor) -> torch.Tensor:
     return curve.argmin(1) + 1
 
 
-def rule_errors(predictor, prompts: Prompts, budgets, *, V=None, n_folds: int = 10,
+def rule_errors(predictor, prompts: Prompts, n_steps, *, V=None, n_folds: int = 10,
                 theta: float = 1.0) -> dict:
-    """Per-prompt errors of every rule at every budget K: name -> ((B, len(budgets)) errors,
-    (B, len(budgets)) passes used). Also ``"fixed k"`` (B, K) for k = 1..max(budgets) and
+    """Per-prompt errors of every rule at every budget K in ``n_steps`` (one K or a list):
+    name -> ((B, len(n_steps)) errors, (B, len(n_steps)) passes used). Also ``"fixed k"``
+    (B, K) for k = 1..max(n_steps) and
     ``"oracle"``. ``V``: the step's matrix for the white-box damping (default:
     ``predictor.V`` if it has one; else the black-box ``iterate_contraction`` and ``relax``).
     """
     prompts, theta = prompts.validate(), _check_theta(theta)
-    budgets = _check_budgets(budgets)
-    K = max(budgets)
+    n_steps = _check_budgets(n_steps)
+    K = max(n_steps)
     W = _check_iterates(predictor.predict(prompts, K), prompts)
     fixed = prompts.errors(W)
     stop = residual_stop(prompt_residuals(prompts, W))
@@ -205,7 +221,7 @@ def rule_errors(predictor, prompts: Prompts, budgets, *, V=None, n_folds: int = 
         eta = damping(top_eigenvalue_bound(V, prompts), theta)
         damped = prompts.errors(damped_iterates(V, prompts, K, eta))
     cols = {name: [] for name in ("oracle", *RULES)}
-    for b in budgets:
+    for b in n_steps:
         ks = {"residual stop": stop.clamp(max=b), "hold-out": _first_min(held[:, :b]),
               "oracle": _first_min(fixed[:, :b])}
         for name, k in ks.items():
@@ -224,25 +240,25 @@ def _black_box_damped(W: torch.Tensor, prompts: Prompts, theta: float) -> torch.
     return prompts.errors(relax(W, damping(iterate_contraction(W), theta)))
 
 
-def compare_rules(predictor, prompts: Prompts, budgets, setting: str = "", *, V=None,
+def compare_rules(predictor, prompts: Prompts, n_steps, setting: str = "", *, V=None,
                   n_folds: int = 10, theta: float = 1.0, n_boot: int = 1000,
                   seed: int = 0) -> pd.DataFrame:
     """Tidy rows ``setting, rule, K_max, mean, ci_low, ci_high, median, mean_k``.
 
-    Rules: ``"fixed k"`` (one row per k = 1..max(budgets), ``K_max`` = k), ``"oracle"``
+    ``n_steps``: the budgets K (one or a list). Rules: ``"fixed k"`` (one row per
+    k = 1..max(n_steps), ``K_max`` = k), ``"oracle"``
     (the per-prompt best k <= K_max: a lower bound no prompt-only rule can beat) and the
     ``RULES``, at each budget. ``ci_low``/``ci_high``: 95% bootstrap CI of the mean;
     ``mean_k``: mean passes used. See :func:`rule_errors` for ``V``, ``n_folds``, ``theta``.
     """
-    budgets = _check_budgets(budgets)
-    errors = rule_errors(predictor, prompts, budgets, V=V, n_folds=n_folds, theta=theta)
+    n_steps = _check_budgets(n_steps)
+    errors = rule_errors(predictor, prompts, n_steps, V=V, n_folds=n_folds, theta=theta)
     rows = []
     for rule, (err, k) in errors.items():
-        e = err.numpy()
-        low, high = bootstrap_mean_ci(e, n_boot=n_boot, seed=seed)
-        ks = range(1, e.shape[1] + 1) if rule == "fixed k" else budgets
-        rows.append(pd.DataFrame({
-            "setting": setting, "rule": rule, "K_max": list(ks), "mean": e.mean(0),
-            "ci_low": low, "ci_high": high, "median": np.median(e, 0),
-            "mean_k": k.double().mean(0).numpy()}))
-    return pd.concat(rows, ignore_index=True)
+        frame = summarize(err, rule, n_boot, seed).rename(columns={"predictor": "rule"})
+        if rule != "fixed k":
+            frame["k"] = n_steps
+        rows.append(frame.rename(columns={"k": "K_max"}).assign(
+            mean_k=k.double().mean(0).numpy()))
+    return pd.concat(rows, ignore_index=True).assign(setting=setting)[
+        ["setting", "rule", "K_max", "mean", "ci_low", "ci_high", "median", "mean_k"]]

@@ -1,4 +1,4 @@
-"""The token layout every model reads, and the number of passes k.
+"""The token layout every model reads.
 
 A token has width ``D = 2d + 2`` and rows ``[x (d); y (1); w (d); 1 (1)]``. The LSA reads
 tokens as columns (:func:`embed`), the GPT model as rows (:func:`tokens`)::
@@ -11,13 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_int
 from .tasks import Prompts
-
-
-def check_steps(n_steps) -> int:
-    """``n_steps`` (the number of passes k) if it is an integer >= 0; else ``ValueError``."""
-    return check_int(n_steps, "n_steps", low=0)
 
 
 def embed(prompts: Prompts, w0: torch.Tensor | None = None) -> torch.Tensor:

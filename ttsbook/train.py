@@ -164,14 +164,14 @@ class Trainer:
         self.steps_done, self.in_step = self.steps_done + 1, False
         return loss
 
-    def fit(self, task: RegressionTask, n_points, loss_fn: Callable = direct_loss,
+    def fit(self, task: RegressionTask, n, loss_fn: Callable = direct_loss,
             monitor: Callable | None = None, desc: str = "train") -> pd.DataFrame:
         """Run the remaining steps on prompts of ``n_points`` examples (an int, or step -> n)
         drawn from ``task``; returns the history. Ctrl-C stops at the end of a step
         (``KeyboardInterrupt``), so :meth:`state_dict` is then a consistent point to resume from.
         """
         config, dtype = self.config, next(self.model.parameters()).dtype
-        n_at = n_points if callable(n_points) else (lambda step: n_points)
+        n_at = n if callable(n) else (lambda step: n)
         bar = progress(range(self.steps_done, config.steps), desc=desc, initial=self.steps_done,
                        total=config.steps)
         with thread_policy(self.model, self.device, self.threads), deferred_interrupt() as stop:
@@ -182,7 +182,7 @@ class Trainer:
                 if step % config.log_every == 0 or step == config.steps - 1:
                     row = {"step": step, "loss": loss.item(),
                            "lr": self.optimizer.param_groups[0]["lr"]}
-                    row |= {"n_points": prompts.n_points} if callable(n_points) else {}
+                    row |= {"n": prompts.n_points} if callable(n) else {}
                     self.history.append(row | (monitor(self.model) if monitor else {}))
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
                 for hook in self.hooks:
@@ -206,7 +206,7 @@ class Trainer:
         self.steps_done, self.history = state["step"], list(state["history"])
 
 
-def train(model: torch.nn.Module, task: RegressionTask, n_points: int, config: TrainConfig,
+def train(model: torch.nn.Module, task: RegressionTask, n: int, config: TrainConfig,
           loss_fn: Callable = direct_loss, monitor: Callable | None = None,
           device: str | torch.device = "auto", threads: int | None = None) -> pd.DataFrame:
     """Train ``model`` in place on prompts of ``n_points`` examples drawn from ``task``.
@@ -217,4 +217,4 @@ def train(model: torch.nn.Module, task: RegressionTask, n_points: int, config: T
     if task.n_dims != model.config.n_dims:
         raise ValueError(f"task has d = {task.n_dims}, "
                          f"but the model has n_dims = {model.config.n_dims}")
-    return Trainer(model, config, device, threads=threads).fit(task, n_points, loss_fn, monitor)
+    return Trainer(model, config, device, threads=threads).fit(task, n, loss_fn, monitor)

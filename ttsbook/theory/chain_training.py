@@ -12,39 +12,27 @@ averaged exactly). Two trainings differ in the gradient they follow:
 
 K = 1 gives ``−Γ⁻¹`` for both. As n → ∞ (Ŝ = Λ) every K gives ``−Λ⁻¹`` (``L_K = 0``), so
 whatever the chain changes is a finite-n effect. The expectation over training prompts Ŝ has no
-closed form for K > 1 (Wishart moments of order 2K): ``chain_optimum`` and
-``chain_fixed_point`` average over ``n_draws`` Wishart draws with a fixed seed (common random
-numbers), restricted to diagonal V for diagonal Λ (sign flips of coordinates leave ``L_K``
-unchanged). ``missing_direction_step`` is the exact leading order, as its training variance
-ε → 0, of the step a direction absent from training gets.
+closed form for K > 1 (Wishart moments of order 2K): the functions here take the training
+moments Ŝ as an argument (``moments``, (N, d, d), drawn by the caller, e.g.
+``RegressionTask(Λ).sample(n, N, seed).moments()[0]``: common random numbers) and are
+deterministic given them. ``chain_optimum`` and ``chain_fixed_point`` search diagonal V (for a
+diagonal Λ, flipping the sign of a coordinate leaves ``L_K`` unchanged).
+``missing_direction_step`` is the exact leading order, as its training variance ε → 0, of the
+step a direction absent from training gets.
 """
 from __future__ import annotations
 
 import torch
 
-from ..checks import check_int, check_number
-from ..spectra import DTYPE, check_covariance, sqrt_psd
-from .population import _check_square, gamma
+from ..checks import DTYPE, check_int, check_number
+from .population import _check_square
 
 
-def _diagonal(cov: torch.Tensor) -> torch.Tensor:
-    cov = check_covariance(cov)
-    if (cov - torch.diag(torch.diagonal(cov))).abs().max().item() > 0:
-        raise ValueError("cov must be diagonal: the chain optimum is searched over diagonal V")
-    return torch.diagonal(cov)
-
-
-def wishart_draws(cov: torch.Tensor, n: int, n_draws: int, seed: int = 0) -> torch.Tensor:
-    """``n_draws`` training moments ``Ŝ = XᵀX/n``, n rows ``x ~ N(0, cov)``: (n_draws, d, d).
-
-    A pure function of ``seed`` (its own ``torch.Generator``): the common random numbers.
-    """
-    cov = check_covariance(cov)
-    check_int(n, "n")
-    check_int(n_draws, "n_draws")
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(n_draws, n, cov.shape[0], generator=g, dtype=DTYPE) @ sqrt_psd(cov)
-    return X.transpose(1, 2) @ X / n
+def _diagonal_start(start: torch.Tensor, d: int) -> torch.Tensor:
+    start = _check_square(start, d, "start")
+    if (start - torch.diag(torch.diagonal(start))).abs().max().item() > 0:
+        raise ValueError("start must be a diagonal V (e.g. pseudo_newton_v of a diagonal Λ)")
+    return torch.diagonal(start)
 
 
 def _moments(moments: torch.Tensor) -> torch.Tensor:
@@ -78,16 +66,15 @@ def chain_objective(V: torch.Tensor, moments: torch.Tensor, n_steps: int) -> tor
     return chain_errors(V, moments, n_steps)[:, 1:].mean()
 
 
-def chain_optimum(cov: torch.Tensor, n: int, n_steps: int, *, n_draws: int = 20_000,
-                  seed: int = 0) -> torch.Tensor:
-    """The diagonal V minimising ``L_K`` over ``n_draws`` Wishart draws (L-BFGS from −Γ⁻¹).
+def chain_optimum(moments: torch.Tensor, n_steps: int, start: torch.Tensor) -> torch.Tensor:
+    """The diagonal V minimising ``L_K`` (K = ``n_steps``) over the training moments
+    ``moments`` (N, d, d), by L-BFGS from the diagonal ``start`` (e.g. −Γ⁻¹).
 
-    ``cov``: diagonal Λ. Returns the (d, d) diagonal V; for ``n_steps = 1`` it is ``−Γ⁻¹``
-    up to the sampling error of the draws.
+    Returns the (d, d) diagonal V; for K = 1 it is ``−Γ⁻¹`` up to the sampling error of the
+    moments.
     """
-    _diagonal(cov)
-    moments = wishart_draws(cov, n, n_draws, seed)
-    p = torch.diagonal(torch.linalg.inv(gamma(cov, n))).clone().requires_grad_(True)
+    moments = _moments(moments)
+    p = (-_diagonal_start(start, moments.shape[-1])).clone().requires_grad_(True)
     opt = torch.optim.LBFGS([p], lr=1, max_iter=500, tolerance_grad=1e-11,
                             tolerance_change=1e-14, line_search_fn="strong_wolfe")
 
@@ -114,20 +101,20 @@ def _stop_gradient_terms(v: torch.Tensor, moments: torch.Tensor, n_steps: int):
     return num, den
 
 
-def chain_fixed_point(cov: torch.Tensor, n: int, n_steps: int, *, n_draws: int = 20_000,
-                      seed: int = 0, rate: float = 0.1, tol: float = 1e-9,
-                      max_iter: int = 5000) -> torch.Tensor:
+def chain_fixed_point(moments: torch.Tensor, n_steps: int, start: torch.Tensor, *,
+                      rate: float = 0.1, tol: float = 1e-9, max_iter: int = 5000) -> torch.Tensor:
     """The diagonal V where stop-gradient chain training stops: per coordinate i,
-    ``Σ_j E[(e_j)_i (Ŝ e_{j−1})_i] = 0`` with the fed-back error ``e_{j−1}`` held fixed.
+    ``Σ_j E[(e_j)_i (Ŝ e_{j−1})_i] = 0`` with the fed-back error ``e_{j−1}`` held fixed,
+    E over the training moments ``moments`` (N, d, d) and w.
 
-    Solved by the relaxed iteration ``v ← v + rate·(−num(v)/den(v) − v)`` from −Γ⁻¹ (the
-    plain iteration, rate 1, can oscillate at K = 8); ``RuntimeError`` if the update is not
-    below ``tol`` within ``max_iter`` iterations. Returns the (d, d) diagonal V.
+    Solved by the relaxed iteration ``v ← v + rate·(−num(v)/den(v) − v)`` from the diagonal
+    ``start`` (the plain iteration, rate 1, can oscillate at K = 8); ``RuntimeError`` if the
+    update is not below ``tol`` within ``max_iter`` iterations. Returns the (d, d) diagonal V.
     """
-    _diagonal(cov)
+    moments = _moments(moments)
+    check_int(n_steps, "n_steps")
     check_number(rate, "rate", 0, strict=True, high=1 + 1e-12)
-    moments = wishart_draws(cov, n, n_draws, seed)
-    v = -torch.diagonal(torch.linalg.inv(gamma(cov, n)))
+    v = _diagonal_start(start, moments.shape[-1]).clone()
     for _ in range(max_iter):
         num, den = _stop_gradient_terms(v, moments, n_steps)
         change = -num / den - v

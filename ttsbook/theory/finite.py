@@ -1,13 +1,12 @@
 """Finite test prompts (float64): Marchenko–Pastur laws, the finite-m error of isotropic
-training, when a prompt overthinks, and the per-prompt μ_max."""
+training, and the training context above which a prompt overthinks."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from ..checks import check_int, check_number
-from ..spectra import DTYPE, check_covariance, isotropic
-from ..tasks import Prompts, RegressionTask
+from ..checks import DTYPE, check_int, check_number
+from ..spectra import check_covariance
 from .population import _check_square, one_step_error, pseudo_newton_v
 
 
@@ -76,14 +75,14 @@ def _isotropic_quadrature(ratio: float, d: int, n_nodes: int):
     return torch.cat([edges, lam, lam]), torch.cat([edge_weight, weight, correction])
 
 
-def _spectral_quadrature(cov_test: torch.Tensor, m: int, n_nodes: int = 4000):
+def _spectral_quadrature(test_cov: torch.Tensor, m: int, n_nodes: int = 4000):
     """Nodes λ_j and weights w_j with ``Σ_j w_j g(λ_j) ≈ E tr g(Ŝ_m) / d`` for smooth g.
 
     Σ = σI: ``_isotropic_quadrature`` scaled by σ (error O(d⁻²)). Otherwise the limiting
     generalised Marchenko–Pastur law of ratio γ = d/m and population Σ (error O(1/d)): density
     from Silverstein's equation on a log grid, plus an atom ``1 − min(1/γ, rank Σ / d)`` at 0.
     """
-    eig = torch.linalg.eigvalsh(cov_test).clamp(min=0)
+    eig = torch.linalg.eigvalsh(test_cov).clamp(min=0)
     d, ratio, top = len(eig), eig.shape[0] / m, eig.max().item()
     if (top - eig.min()).item() <= 1e-12 * top:
         lam, weight = _isotropic_quadrature(ratio, d, n_nodes)
@@ -110,13 +109,15 @@ def _scalar_step(V: torch.Tensor, d: int) -> float:
     return c
 
 
-def finite_prompt_error(V: torch.Tensor, cov_test: torch.Tensor, m: int,
-                        n_steps: int) -> torch.Tensor:
+def finite_prompt_error(V: torch.Tensor, test_cov: torch.Tensor, m: int, n_steps: int,
+                        noise_std: float = 0.0) -> torch.Tensor:
     """Error of k passes on a test prompt of ``m`` examples, k = 0..n_steps: ``(n_steps+1,)``.
 
-    For ``V = −c·I`` (isotropic training, c = n/(n+d+1)) the error is
-    ``E tr (I − cŜ_m)^{2k} / d``, a spectral function of Ŝ_m (``ValueError`` for other V).
-    k = 0 and k = 1 are exact (``one_step_error``). For k ≥ 2 it is an approximation, not an
+    For ``V = −c·I`` (isotropic training, c = n/(n+d+1), or gradient descent with step size
+    η = c) the error is ``E tr[(I − cŜ_m)^{2k} + σ²/m · φ_k(Ŝ_m)² Ŝ_m⁺] / d``,
+    ``φ_k(λ) = 1 − (1 − cλ)^k``, a spectral function of Ŝ_m (``ValueError`` for other V);
+    σ = ``noise_std`` is the label noise (the second term is 0 without it). k = 0 and k = 1
+    are exact (``one_step_error``). For k ≥ 2 it is an approximation, not an
     exact value: ``∫ (1 − cλ)^{2k} dF`` with F the Marchenko–Pastur law of ratio γ = d/m
     (see ``_spectral_quadrature``). Σ = σI adds the real-Gaussian 1/d correction; any other
     Σ uses the limiting generalised law only, off by O(1/d). Neither sees the d^(-2/3)
@@ -125,23 +126,33 @@ def finite_prompt_error(V: torch.Tensor, cov_test: torch.Tensor, m: int,
     d = 10 and m >= 4d, for k <= 12 at d = 20 and m >= 1.5d; at d = 10, m = 2d only up to
     k = 2. It fails badly near divergence (n/(n+d+1)·λ₊ near 2; see ``divergence_threshold``),
     where rare prompts dominate the mean, and underestimates at large k (0.83 at d = 10,
-    m = 4d, k = 12; 0.27 at d = 10, m = 8d, k = 24).
+    m = 4d, k = 12; 0.27 at d = 10, m = 8d, k = 24). With noise, as k → ∞ the noise part
+    tends to the exact ``σ²/(m − d − 1)`` (``least_squares_error``) within 0.3% at d = 20,
+    m = 2d (the bare Marchenko–Pastur law, without the 1/d correction, would give
+    ``σ²/(m − d)``).
     """
-    cov_test = check_covariance(cov_test, "cov_test")
-    d = cov_test.shape[0]
+    test_cov = check_covariance(test_cov, "test_cov")
+    d = test_cov.shape[0]
     check_number(m, "m", 1)
     check_int(n_steps, "n_steps", low=0)
+    check_number(noise_std, "noise_std", 0)
     c = _scalar_step(V, d)
-    lam, weight = _spectral_quadrature(cov_test, m)
-    k = torch.arange(n_steps + 1, dtype=DTYPE)
-    out = (weight[None, :] * (1 - c * lam[None, :]) ** (2 * k[:, None])).sum(1)
+    lam, weight = _spectral_quadrature(test_cov, m)
+    k = torch.arange(n_steps + 1, dtype=DTYPE)[:, None]
+    mean = (1 - c * lam[None, :]) ** (2 * k)                     # (K + 1, nodes)
+    if noise_std:
+        live = lam > 0
+        signal = 1 - (1 - c * lam[None, :]) ** k                 # φ_k(λ)
+        mean = mean + noise_std ** 2 / m * torch.where(
+            live, signal ** 2 / torch.where(live, lam, 1.0), 0.0)
+    out = (weight[None, :] * mean).sum(1)
     out[0] = 1.0
     if n_steps >= 1:
-        out[1] = one_step_error(V, cov_test, m)
+        out[1] = one_step_error(V, test_cov, m, noise_std)
     return out
 
 
-def divergence_threshold(d: int, m: int) -> float:
+def divergence_threshold(n_dims: int, m: int) -> float:
     """Training context n above which an isotropic test prompt of m examples overthinks.
 
     Λ = Σ = I: the k-step map multiplies the top direction of Ŝ_m by ``1 − n/(n+d+1)·λ_max``;
@@ -149,38 +160,7 @@ def divergence_threshold(d: int, m: int) -> float:
     ``n/(n+d+1)·λ₊ > 2``, i.e. ``n > 2(d+1)/(λ₊ − 2)``. ``inf`` when ``λ₊ <= 2``
     (m ≳ 5.83d).
     """
-    check_number(d, "d", 1)
+    check_number(n_dims, "n_dims", 1)
     check_number(m, "m", 1)
-    high = mp_edges(d / m)[1]
-    return 2 * (d + 1) / (high - 2) if high > 2 else float("inf")
-
-
-def divergent_fraction(d: int, n: float, m: int, n_prompts: int = 2000, seed: int = 0) -> float:
-    """Monte Carlo fraction of isotropic test prompts on which CoT diverges (Λ = Σ = I).
-
-    A prompt diverges when the top eigenvalue of ``Γ⁻¹Ŝ_m = n/(n+d+1)·Ŝ_m`` exceeds 2
-    (float64 ``eigvalsh``). Prompts: ``RegressionTask(I_d).sample(m, ·, seed=seed,
-    step=j, split="eval")`` in chunks j = 0, 1, … of at most 1000 prompts.
-    """
-    check_int(m, "m")
-    check_int(n_prompts, "n_prompts")
-    c = -pseudo_newton_v(isotropic(d), n)[0, 0].item()
-    task, top = RegressionTask(isotropic(d)), []
-    for step, start in enumerate(range(0, n_prompts, 1000)):
-        X = task.sample(m, min(1000, n_prompts - start), seed=seed, step=step, split="eval",
-                        dtype=DTYPE).X
-        top.append(torch.linalg.eigvalsh(X.transpose(1, 2) @ X / m)[:, -1])
-    return (c * torch.cat(top) > 2).double().mean().item()
-
-
-def prompt_mu_max(V: torch.Tensor, prompts: Prompts) -> torch.Tensor:
-    """Per prompt, the largest eigenvalue of ``−V Ŝ_m`` (``Γ⁻¹Ŝ_m`` for the trained V):
-    (B,).
-
-    It is the finite-m counterpart of ``mu_spectrum``: a prompt whose value exceeds 2 has a
-    direction that CoT expands, however small its population ``μ_max``.
-    """
-    S = prompts.to("cpu").moments()[0]                         # (B, d, d)
-    V = torch.as_tensor(V, dtype=DTYPE)
-    # −VŜ = Γ⁻¹Ŝ is similar to a symmetric matrix: its eigenvalues are real.
-    return torch.linalg.eigvals(-V @ S).real.max(dim=-1).values
+    high = mp_edges(n_dims / m)[1]
+    return 2 * (n_dims + 1) / (high - 2) if high > 2 else float("inf")

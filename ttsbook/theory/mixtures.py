@@ -8,20 +8,9 @@ from typing import Sequence
 
 import torch
 
-from ..checks import check_number
-from ..spectra import DTYPE, check_covariance
+from ..checks import DTYPE, check_number
+from ..spectra import check_covariance, check_mixture
 from .population import population_error
-
-
-def _check_mixture(covs: Sequence[torch.Tensor], probs) -> tuple[list, torch.Tensor]:
-    covs = [check_covariance(c, f"covs[{i}]") for i, c in enumerate(covs)]
-    if not covs or any(c.shape != covs[0].shape for c in covs):
-        raise ValueError("covs must be a non-empty list of same-shape covariances")
-    probs = torch.as_tensor(probs, dtype=DTYPE)
-    if probs.shape != (len(covs),) or (probs < 0).any() or abs(probs.sum().item() - 1) > 1e-6:
-        raise ValueError(f"probs must be {len(covs)} non-negative numbers summing to 1, "
-                         f"got {probs.tolist()}")
-    return covs, probs
 
 
 def mixture_optimum(covs: Sequence[torch.Tensor], probs, n: float) -> torch.Tensor:
@@ -30,18 +19,18 @@ def mixture_optimum(covs: Sequence[torch.Tensor], probs, n: float) -> torch.Tens
     ``V* = −(Σ π_ℓ Λ_ℓ)(Σ π_ℓ [(1 + 1/n) Λ_ℓ² + (tr Λ_ℓ / n) Λ_ℓ])⁻¹``;
     ``−Γ⁻¹`` for one task.
     """
-    covs, probs = _check_mixture(covs, probs)
+    covs, probs = check_mixture(covs, probs)
     check_number(n, "n", 1)
     mean = sum(p * c for p, c in zip(probs, covs))
     second = sum(p * ((1 + 1 / n) * c @ c + torch.trace(c) / n * c) for p, c in zip(probs, covs))
     return -mean @ torch.linalg.inv(second)
 
 
-def selection_objective(covs: Sequence[torch.Tensor], cov_target: torch.Tensor, probs) -> float:
+def selection_objective(covs: Sequence[torch.Tensor], test_cov: torch.Tensor, probs) -> float:
     """``||I − Σ⁻¹ Σ_ℓ π_ℓ Λ_ℓ||_F²``: how far the training mixture is from the
     target Σ."""
-    covs, probs = _check_mixture(covs, probs)
-    target = check_covariance(cov_target, "cov_target", definite=True)
+    covs, probs = check_mixture(covs, probs)
+    target = check_covariance(test_cov, "test_cov", definite=True)
     mix = sum(p * c for p, c in zip(probs, covs))
     eye = torch.eye(target.shape[0], dtype=DTYPE)
     return ((eye - torch.linalg.solve(target, mix)) ** 2).sum().item()
@@ -56,13 +45,13 @@ def _project_simplex(v: torch.Tensor) -> torch.Tensor:
     return (v - css[rho] / (rho + 1)).clamp(min=0)
 
 
-def _selection_qp(covs: Sequence[torch.Tensor], cov_target: torch.Tensor):
+def _selection_qp(covs: Sequence[torch.Tensor], test_cov: torch.Tensor):
     """``(Q, b)`` of the selection QP: ``Q_ℓℓ' = <Σ⁻¹Λ_ℓ, Σ⁻¹Λ_ℓ'>_F``,
     ``b_ℓ = tr(Σ⁻¹Λ_ℓ)``."""
-    covs, _ = _check_mixture(covs, torch.full((len(covs),), 1 / max(len(covs), 1)))
-    target = check_covariance(cov_target, "cov_target", definite=True)
+    covs, _ = check_mixture(covs)
+    target = check_covariance(test_cov, "test_cov", definite=True)
     if covs[0].shape != target.shape:
-        raise ValueError(f"cov_target must have shape {tuple(covs[0].shape)}, "
+        raise ValueError(f"test_cov must have shape {tuple(covs[0].shape)}, "
                          f"got {tuple(target.shape)}")
     A = torch.stack([torch.linalg.solve(target, c).reshape(-1) for c in covs])  # (L, d²)
     return A @ A.T, A @ torch.eye(target.shape[0], dtype=DTYPE).reshape(-1)
@@ -91,7 +80,7 @@ def _polish(Q: torch.Tensor, b: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
     return new.clamp(min=0) / new.clamp(min=0).sum()
 
 
-def task_selection(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
+def task_selection(covs: Sequence[torch.Tensor], test_cov: torch.Tensor,
                    n_iter: int = 20000, tol: float = 1e-10) -> torch.Tensor:
     """Probabilities π (shape ``(L,)``) on the simplex minimising ``selection_objective``.
 
@@ -103,7 +92,7 @@ def task_selection(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
     ``n_iter`` steps do not get there. When Q is singular the minimiser is not unique: see
     ``optimal_face``.
     """
-    Q, b = _selection_qp(covs, cov_target)
+    Q, b = _selection_qp(covs, test_cov)
     step = 1 / (2 * torch.linalg.eigvalsh(Q).max().item())
     pi = torch.full((len(b),), 1 / len(b), dtype=DTYPE)
     z, t = pi.clone(), 1.0
@@ -135,7 +124,7 @@ def _flat_directions(Q: torch.Tensor, rtol: float) -> torch.Tensor:
     return null @ vh[int((s > 1e-12 * null.shape[0] ** 0.5).sum()):].T
 
 
-def optimal_face(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
+def optimal_face(covs: Sequence[torch.Tensor], test_cov: torch.Tensor,
                  rtol: float = 1e-10) -> torch.Tensor:
     """Vertices ``(n_vertices, L)`` of the set of all minimisers of the selection QP.
 
@@ -145,8 +134,8 @@ def optimal_face(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
     Eigenvalues of Q below ``rtol·λ_max(Q)`` count as zero (moving along them changes the
     objective by at most that much per unit step squared).
     """
-    Q, _ = _selection_qp(covs, cov_target)
-    pi = task_selection(covs, cov_target)
+    Q, _ = _selection_qp(covs, test_cov)
+    pi = task_selection(covs, test_cov)
     N = _flat_directions(Q, rtol)
     q = N.shape[1]
     vertices = []
@@ -163,7 +152,7 @@ def optimal_face(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
     return torch.stack(vertices)
 
 
-def selection_mass_range(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
+def selection_mass_range(covs: Sequence[torch.Tensor], test_cov: torch.Tensor,
                          tasks: Sequence[int]) -> tuple[float, float]:
     """Least and greatest total mass ``Σ_{ℓ ∈ tasks} π_ℓ`` over all minimisers of the QP.
 
@@ -175,27 +164,28 @@ def selection_mass_range(covs: Sequence[torch.Tensor], cov_target: torch.Tensor,
     if not idx or any(not isinstance(i, int) or not 0 <= i < len(covs) for i in idx):
         raise ValueError(f"tasks must be a non-empty list of indices in [0, {len(covs)}), "
                          f"got {idx}")
-    mass = optimal_face(covs, cov_target)[:, idx].sum(1)
+    mass = optimal_face(covs, test_cov)[:, idx].sum(1)
     return mass.min().item(), mass.max().item()
 
 
-def mixture_error(covs: Sequence[torch.Tensor], probs, cov_target: torch.Tensor, n: float,
+def mixture_error(covs: Sequence[torch.Tensor], probs, test_cov: torch.Tensor, n: float,
                   n_steps: int) -> torch.Tensor:
-    """Population error (k = 0..n_steps) on ``cov_target`` of the LSA trained on the mixture."""
-    return population_error(mixture_optimum(covs, probs, n), cov_target, n_steps)
+    """Population error (k = 0..n_steps) on ``test_cov`` of the LSA trained on the mixture."""
+    return population_error(mixture_optimum(covs, probs, n), test_cov, n_steps)
 
 
-def best_mixture(covs: Sequence[torch.Tensor], cov_target: torch.Tensor, n: float, n_steps: int,
-                 iters: int = 500, lr: float = 0.05) -> torch.Tensor:
+def best_mixture(covs: Sequence[torch.Tensor], test_cov: torch.Tensor, n: float, n_steps: int,
+                 iters: int = 500, eta: float = 0.05) -> torch.Tensor:
     """Mixture minimising the *true* population error at ``n_steps`` (not the QP proxy).
 
     The error is smooth but not convex in π: Adam on softmax logits from the uniform mixture,
-    deterministic (no randomness), float64. Returns probabilities over ``covs``.
+    deterministic (no randomness), float64, ``iters`` steps of size ``eta`` (Adam's learning
+    rate). Returns probabilities over ``covs``.
     """
     logits = torch.zeros(len(covs), dtype=DTYPE, requires_grad=True)
-    opt = torch.optim.Adam([logits], lr=lr)
+    opt = torch.optim.Adam([logits], lr=eta)
     for _ in range(iters):
-        loss = mixture_error(covs, torch.softmax(logits, 0), cov_target, n, n_steps)[-1].log()
+        loss = mixture_error(covs, torch.softmax(logits, 0), test_cov, n, n_steps)[-1].log()
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -7,10 +7,12 @@ so predicting ``ŵ = 0`` scores 1. Arrays over k are indexed by the number of pa
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 
-from ..checks import check_int, check_number
-from ..spectra import DTYPE, check_covariance, hardness
+from ..checks import DTYPE, check_int, check_number
+from ..spectra import check_covariance, hardness
 
 
 def _check_square(V: torch.Tensor, d: int, name: str = "V") -> torch.Tensor:
@@ -21,17 +23,17 @@ def _check_square(V: torch.Tensor, d: int, name: str = "V") -> torch.Tensor:
     return V
 
 
-def gamma(cov: torch.Tensor, n: float) -> torch.Tensor:
+def gamma(train_cov: torch.Tensor, n: float) -> torch.Tensor:
     """``Γ = (1 + 1/n) Λ + (tr Λ / n) I``: the training data's regularised covariance."""
-    cov = check_covariance(cov)
+    train_cov = check_covariance(train_cov, "train_cov")
     check_number(n, "n", 1)
-    eye = torch.eye(cov.shape[0], dtype=DTYPE)
-    return (1 + 1 / n) * cov + torch.trace(cov) / n * eye
+    eye = torch.eye(train_cov.shape[0], dtype=DTYPE)
+    return (1 + 1 / n) * train_cov + torch.trace(train_cov) / n * eye
 
 
-def pseudo_newton_v(cov: torch.Tensor, n: float) -> torch.Tensor:
+def pseudo_newton_v(train_cov: torch.Tensor, n: float) -> torch.Tensor:
     """``V31* = −Γ⁻¹``: the minimiser of the population direct-prediction loss."""
-    return -torch.linalg.inv(gamma(cov, n))
+    return -torch.linalg.inv(gamma(train_cov, n))
 
 
 def wishart_second_moment(cov: torch.Tensor, B: torch.Tensor, n: int) -> torch.Tensor:
@@ -43,17 +45,17 @@ def wishart_second_moment(cov: torch.Tensor, B: torch.Tensor, n: int) -> torch.T
     return (n - 1) / n * cov @ B @ cov + one_over_n
 
 
-def population_error(V: torch.Tensor, cov_test: torch.Tensor, n_steps: int) -> torch.Tensor:
+def population_error(V: torch.Tensor, test_cov: torch.Tensor, n_steps: int) -> torch.Tensor:
     """Error of k CoT steps ``ŵ ← ŵ + V Σ̂ (ŵ − w)`` when the test prompt is infinitely
     long.
 
     Returns a ``(n_steps + 1,)`` tensor: ``||(I + VΣ)^k||_F² / d`` for k = 0..n_steps.
     With ``V = −Γ⁻¹`` this is ``||(I − Γ⁻¹Σ)^k||_F² / d``.
     """
-    cov_test = check_covariance(cov_test, "cov_test")
+    test_cov = check_covariance(test_cov, "test_cov")
     check_int(n_steps, "n_steps", low=0)
-    d = cov_test.shape[0]
-    step = torch.eye(d, dtype=DTYPE) + _check_square(V, d) @ cov_test
+    d = test_cov.shape[0]
+    step = torch.eye(d, dtype=DTYPE) + _check_square(V, d) @ test_cov
     out, power = [], torch.eye(d, dtype=DTYPE)
     for _ in range(n_steps + 1):
         out.append((power ** 2).sum() / d)
@@ -61,41 +63,46 @@ def population_error(V: torch.Tensor, cov_test: torch.Tensor, n_steps: int) -> t
     return torch.stack(out)
 
 
-def one_step_error(V: torch.Tensor, cov_test: torch.Tensor, m: int) -> float:
-    """Exact error of one pass with a test prompt of ``m`` examples ``x ~ N(0, Σ)``.
+def one_step_error(V: torch.Tensor, test_cov: torch.Tensor, m: int,
+                   noise_std: float = 0.0) -> float:
+    """Exact error of one pass with a test prompt of ``m`` examples ``x ~ N(0, Σ)``, any V.
 
-    ``(||I + VΣ||_F² + (tr(VΣ²Vᵀ) + tr(VΣVᵀ) tr Σ) / m) / d``.
+    ``(||I + VΣ||_F² + (tr(VΣ²Vᵀ) + tr(VΣVᵀ) tr Σ) / m) / d``, plus ``σ² tr(VΣVᵀ) / (m d)``
+    with label noise of standard deviation ``noise_std`` = σ.
     """
-    cov_test = check_covariance(cov_test, "cov_test")
+    test_cov = check_covariance(test_cov, "test_cov")
     check_number(m, "m", 1)
-    d = cov_test.shape[0]
+    check_number(noise_std, "noise_std", 0)
+    d = test_cov.shape[0]
     V = _check_square(V, d)
-    bias = ((torch.eye(d, dtype=DTYPE) + V @ cov_test) ** 2).sum()
-    var = (torch.trace(V @ cov_test @ cov_test @ V.T)
-           + torch.trace(V @ cov_test @ V.T) * torch.trace(cov_test))
-    return ((bias + var / m) / d).item()
+    bias = ((torch.eye(d, dtype=DTYPE) + V @ test_cov) ** 2).sum()
+    spread = torch.trace(V @ test_cov @ V.T)
+    var = torch.trace(V @ test_cov @ test_cov @ V.T) + spread * torch.trace(test_cov)
+    error = ((bias + var / m) / d).item()
+    return error + noise_std ** 2 * spread.item() / m / d if noise_std else error
 
 
-def mu_spectrum(V: torch.Tensor, cov_test: torch.Tensor) -> torch.Tensor:
+def mu_spectrum(V: torch.Tensor, test_cov: torch.Tensor) -> torch.Tensor:
     """Eigenvalues ``μ_j`` of ``−VΣ`` (``Γ⁻¹Σ`` for the trained V), ascending.
 
     A direction contracts under CoT when ``0 < μ < 2`` and expands when ``μ > 2``.
     """
-    cov_test = check_covariance(cov_test, "cov_test")
-    mu = torch.linalg.eigvals(-_check_square(V, cov_test.shape[0]) @ cov_test)
+    test_cov = check_covariance(test_cov, "test_cov")
+    mu = torch.linalg.eigvals(-_check_square(V, test_cov.shape[0]) @ test_cov)
     return torch.sort(mu.real).values
 
 
-def scaling_law(cov: torch.Tensor, n: float, n_steps: int) -> torch.Tensor:
+def scaling_law(spectrum, n: float, n_steps: int) -> torch.Tensor:
     """Upper bound ``(1 + n/(1 + Hard))^(−2k)`` on the error for k = 0..n_steps
-    (Σ = Λ, m → ∞).
+    (Σ = Λ, m → ∞). ``spectrum``: the covariance Λ, or its hardness ``Hard`` (a number).
 
-    It is an equality for ``Λ = I``.
+    It is an equality for ``Λ = I``; ``n_star`` inverts it.
     """
     check_number(n, "n", 1)
     check_int(n_steps, "n_steps", low=0)
+    hard = float(spectrum) if isinstance(spectrum, numbers.Real) else hardness(spectrum)
     k = torch.arange(n_steps + 1, dtype=DTYPE)
-    return (1 + n / (1 + hardness(cov))) ** (-2 * k)
+    return (1 + n / (1 + hard)) ** (-2 * k)
 
 
 def n_star(hard: float, k, eps: float) -> torch.Tensor:
@@ -113,21 +120,22 @@ def n_star(hard: float, k, eps: float) -> torch.Tensor:
     return (1 + hard) * ((1 / eps) ** (1 / (2 * k)) - 1)
 
 
-def context_needed(cov: torch.Tensor, k: int, eps: float, cov_test: torch.Tensor | None = None,
-                   n_max: float = 1e6, tol: float = 1e-9) -> float:
+def context_needed(train_cov: torch.Tensor, k: int, eps: float,
+                   test_cov: torch.Tensor | None = None, n_max: float = 1e6,
+                   tol: float = 1e-9) -> float:
     """The (real) training context ``n`` at which the closed-form population error after ``k``
     passes equals ``eps``, found by bisection (the error falls as n grows when Σ = Λ).
 
-    ``cov_test`` defaults to ``cov``. Compare with the scaling law's ``n_star(Hard, k, eps)``:
+    ``test_cov`` defaults to ``train_cov``. Compare with the scaling law's ``n_star(Hard, k, eps)``:
     equal for ``Λ = I``, larger (the law is pessimistic) otherwise.
     """
-    cov = check_covariance(cov)
-    cov_test = cov if cov_test is None else cov_test
+    train_cov = check_covariance(train_cov, "train_cov")
+    test_cov = train_cov if test_cov is None else test_cov
     if not 0 < eps < 1:
         raise ValueError(f"eps must lie in (0, 1), got {eps!r}")
 
     def error(n: float) -> float:
-        return population_error(pseudo_newton_v(cov, n), cov_test, k)[k].item()
+        return population_error(pseudo_newton_v(train_cov, n), test_cov, k)[k].item()
 
     lo, hi = 1.0, float(n_max)
     if error(lo) <= eps:

@@ -1,5 +1,6 @@
-"""Training and evaluation sweeps: one LSA per training context, errors over the (n, k) grid,
-the hardness sweep, training mixtures compared by their true error, and run labels.
+"""The LSA experiments of chapters 5–7 and 10: one LSA per training context, errors over the
+(n, k) grid, the hardness sweep, training mixtures compared by their true error, the share of
+isotropic prompts that diverge (Monte Carlo), and run labels.
 
 Results are tidy frames with typed columns: ``n`` (training context, int), ``k`` (passes,
 int; ``k = 1`` is direct prediction), ``m`` (test examples), ``error`` or ``mean, ci_low,
@@ -14,10 +15,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .checks import DTYPE, check_int
 from .evaluate import evaluate, prompt_errors, summarize
 from .lsa import LSA, LSAConfig
 from .predictors import PseudoNewton
-from .spectra import DTYPE, hardness
+from .spectra import hardness, isotropic
 from .tasks import MixtureTask, Prompts, RegressionTask
 from .theory import (mixture_error, mixture_optimum, mu_spectrum, population_error,
                      pseudo_newton_v, scaling_law, selection_objective)
@@ -29,7 +31,7 @@ def learned_v(model: LSA) -> torch.Tensor:
     return model.V31.detach().to("cpu", DTYPE)
 
 
-def train_lsas(cov: torch.Tensor, ns: Sequence[int], config: TrainConfig, model_seed: int = 0,
+def train_lsas(train_cov: torch.Tensor, ns: Sequence[int], config: TrainConfig, model_seed: int = 0,
                device="auto") -> tuple[dict[int, LSA], pd.DataFrame]:
     """Train one LSA per training context ``n`` in ``ns`` on prompts with features ``N(0, cov)``.
 
@@ -38,10 +40,10 @@ def train_lsas(cov: torch.Tensor, ns: Sequence[int], config: TrainConfig, model_
     histories with columns ``n, step, loss, lr, distance``, where ``distance`` is
     ``||V31 + Γ⁻¹||_F / ||Γ⁻¹||_F``, the relative gap to the closed-form optimum.
     """
-    task = RegressionTask(cov)
+    task = RegressionTask(train_cov)
     models, histories = {}, []
     for n in ns:
-        target = pseudo_newton_v(cov, n)
+        target = pseudo_newton_v(train_cov, n)
 
         def distance(model, target=target):
             return {"distance": (torch.linalg.norm(learned_v(model) - target)
@@ -54,7 +56,7 @@ def train_lsas(cov: torch.Tensor, ns: Sequence[int], config: TrainConfig, model_
     return models, pd.concat(histories, ignore_index=True)
 
 
-def population_grid(vs: Mapping[int, torch.Tensor], cov_test: torch.Tensor,
+def population_grid(vs: Mapping[int, torch.Tensor], test_cov: torch.Tensor,
                     n_steps: int) -> pd.DataFrame:
     """Population error (test prompts of infinite length) of ``V`` per training context.
 
@@ -63,7 +65,7 @@ def population_grid(vs: Mapping[int, torch.Tensor], cov_test: torch.Tensor,
     k = 1..n_steps, sorted by ``n`` then ``k``.
     """
     rows = [pd.DataFrame({"n": n, "k": np.arange(1, n_steps + 1),
-                          "error": population_error(V, cov_test, n_steps)[1:].numpy()})
+                          "error": population_error(V, test_cov, n_steps)[1:].numpy()})
             for n, V in sorted(vs.items())]
     return pd.concat(rows, ignore_index=True)
 
@@ -79,14 +81,49 @@ def grid_matrix(frame: pd.DataFrame,
     return table.index.to_numpy(), table.columns.to_numpy(), table.to_numpy(dtype=float)
 
 
-def steps_to_reach(errors: Sequence[float], target: float) -> int | None:
-    """The smallest ``k`` (1-based: ``errors[k - 1]`` is the error after k passes) with error
-    <= target.
+def steps_to_reach(errors: Sequence[float], target: float,
+                   ks: Sequence[int] | None = None) -> int | None:
+    """The first k whose error is <= ``target`` (the book's one "first k reaching ε").
 
-    Returns ``None`` when no k in range reaches the target.
+    ``errors[j]`` is the error after ``ks[j]`` passes; ``ks`` defaults to 1, 2, … (so
+    ``errors[k - 1]`` is the error after k passes; pass ``range(len(errors))`` for an
+    array that starts at k = 0). Returns ``None`` when no k in range reaches the target.
     """
-    hits = np.flatnonzero(np.asarray(errors, dtype=float) <= target)
-    return int(hits[0]) + 1 if hits.size else None
+    errors = np.asarray(errors, dtype=float)
+    ks = np.arange(1, len(errors) + 1) if ks is None else np.asarray(ks)
+    if ks.shape != errors.shape:
+        raise ValueError(f"ks must match errors, got {ks.shape} and {errors.shape}")
+    hits = np.flatnonzero(errors <= target)
+    return int(ks[hits[0]]) if hits.size else None
+
+
+def isotropic_top_eigenvalues(n_dims: int, m: int, n_prompts: int = 2000,
+                              seed: int = 0) -> torch.Tensor:
+    """``λ_max(Ŝ_m)`` of ``n_prompts`` isotropic test prompts (Σ = I): (n_prompts,) float64.
+
+    Prompts: ``RegressionTask(I_d).sample(m, ·, seed=seed, step=j, split="eval")`` in chunks
+    j = 0, 1, … of at most 1000 prompts (``eigvalsh`` in float64).
+    """
+    check_int(m, "m")
+    check_int(n_prompts, "n_prompts")
+    task, top = RegressionTask(isotropic(n_dims)), []
+    for step, start in enumerate(range(0, n_prompts, 1000)):
+        X = task.sample(m, min(1000, n_prompts - start), seed=seed, step=step, split="eval",
+                        dtype=DTYPE).X
+        top.append(torch.linalg.eigvalsh(X.transpose(1, 2) @ X / m)[:, -1])
+    return torch.cat(top)
+
+
+def divergent_fraction(n_dims: int, n: float, m: int, n_prompts: int = 2000,
+                       seed: int = 0) -> float:
+    """Monte Carlo fraction of isotropic test prompts on which CoT diverges (Λ = Σ = I).
+
+    A prompt diverges when the top eigenvalue of ``Γ⁻¹Ŝ_m = n/(n+d+1)·Ŝ_m`` exceeds 2; the
+    prompts are those of :func:`isotropic_top_eigenvalues`. The closed-form edge of this
+    fraction is ``theory.divergence_threshold``.
+    """
+    c = -pseudo_newton_v(isotropic(n_dims), n)[0, 0].item()
+    return (c * isotropic_top_eigenvalues(n_dims, m, n_prompts, seed) > 2).double().mean().item()
 
 
 def errors_by_n(predictors: Mapping[int, object], prompts: Prompts, n_steps: int,
@@ -140,23 +177,23 @@ def hardness_sweep(families: Mapping[str, Sequence[torch.Tensor]], n: int, n_ste
 
 
 def compare_mixtures(covs: Sequence[torch.Tensor], candidates: Mapping[str, object],
-                     cov_target: torch.Tensor, n: float, n_steps: int) -> pd.DataFrame:
+                     test_cov: torch.Tensor, n: float, n_steps: int) -> pd.DataFrame:
     """One row per candidate mixture: QP objective, mass on hard tasks, μ_max, true error.
 
     ``candidates`` maps a name to probabilities over ``covs``. ``hard_mass`` is the mass on
     tasks harder than the target; ``mu_max`` the largest eigenvalue of ``−V*Σ`` (CoT expands a
     direction with μ > 2); ``error`` the population error after ``n_steps`` passes.
     """
-    hard_target = hardness(cov_target)
+    hard_target = hardness(test_cov)
     harder = torch.tensor([hardness(c) > hard_target for c in covs])
     rows = []
     for name, probs in candidates.items():
         probs = torch.as_tensor(probs, dtype=DTYPE)
-        rows.append({"mixture": name, "objective": selection_objective(covs, cov_target, probs),
+        rows.append({"mixture": name, "objective": selection_objective(covs, test_cov, probs),
                      "hard_mass": probs[harder].sum().item(),
                      "mu_max": mu_spectrum(mixture_optimum(covs, probs, n),
-                                           cov_target).max().item(),
-                     "error": mixture_error(covs, probs, cov_target, n, n_steps)[-1].item()})
+                                           test_cov).max().item(),
+                     "error": mixture_error(covs, probs, test_cov, n, n_steps)[-1].item()})
     return pd.DataFrame(rows)
 
 
