@@ -38,7 +38,6 @@ import torch
 
 from .checks import BadValue, check_choice, check_int, check_number
 from .gpt import GPT, KVCache
-from .lsa import LSA
 from .options import param
 from .tasks import Prompts, RegressionTask
 from .tokens import cot_tokens, tokens
@@ -96,14 +95,15 @@ def direct_loss(model, prompts: Prompts) -> torch.Tensor:
     return ((w_hat - prompts.w) ** 2).mean()
 
 
-def cot_loss(model: GPT | LSA, prompts: Prompts, n_steps: int, forward=None, *,
+def cot_loss(model, prompts: Prompts, n_steps: int, forward=None, *,
              through_feedback: bool = False) -> torch.Tensor:
     """Mean over ``n_steps`` = K read-outs of ``||ŵ_j − w||²/d`` (see the module docstring).
 
+    ``model``: the GPT, or the LSA (any model whose ``predict`` takes ``feedback_grad``).
     ``forward`` is the (possibly compiled) module used for the GPT's passes that carry
     gradient. ``through_feedback`` (LSA only): back-propagate through the fed-back ``ŵ`` too.
     """
-    if isinstance(model, LSA):
+    if not isinstance(model, GPT):
         w_hat = model.predict(prompts, n_steps, feedback_grad=through_feedback)
         return ((w_hat - prompts.w[:, None, :].to(w_hat)) ** 2).mean()
     if through_feedback:
