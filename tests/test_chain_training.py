@@ -55,6 +55,16 @@ def test_chain_errors_match_the_self_fed_lsa_on_prompts():
                                                                    rel=1e-12)
 
 
+def test_chain_errors_agree_with_the_spectral_per_prompt_errors():
+    """Matrix powers (differentiable, any V) against theory.tail's eigen-decomposition."""
+    cov, n = tb.power_law(4, 1.0, normalise=False), 10
+    S = _moments(cov, 20, 300, seed=2)
+    V = theory.pseudo_newton_v(cov, n)
+    spectral = theory.spectral_errors(theory.prompt_spectra(V.numpy(), S.numpy()), 6)
+    torch.testing.assert_close(theory.chain_errors(V, S, 6), torch.as_tensor(spectral),
+                               rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("stop_gradient", [False, True])
 def test_missing_direction_step_is_the_leading_order(stop_gradient):
     """As ε → 0 the missing direction's entry of the searched optimum tends to the formula

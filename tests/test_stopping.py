@@ -150,6 +150,9 @@ def test_compare_rules_frame_and_the_oracle_bound():
     blind = st.compare_rules(_Blind(pn), prompts, [1, 3, 10], "short prompt", n_folds=4,
                              n_boot=200, V=pn.V)
     assert blind[["mean", "median"]].equals(df[["mean", "median"]])
+    errors = st.rule_errors(pn, prompts, [1, 3, 10], n_folds=4)
+    again = st.rules_frame(errors, [1, 3, 10], "short prompt", n_boot=200)
+    assert again.equals(df)
 
 
 def test_black_box_damping_is_used_without_v():
@@ -160,6 +163,28 @@ def test_black_box_damping_is_used_without_v():
     damped, used = errs["damped"]
     assert damped[:, 1].median() < 1e-2 < fixed[:, -1].median()
     assert (used == torch.tensor([2, 30])).all()
+
+
+def test_black_box_damping_stays_finite_when_the_plain_chain_overflows():
+    # A skills gap (one rotated skill at 0.02, n = 60, Σ = I, m = 60): the plain chain
+    # overflows before k = 1024; the binomial sum used to cancel catastrophically (2e49).
+    d = 12
+    pn = tb.PseudoNewton.trained(tb.rotate(tb.missing_skills(d, [0], 0.02), seed=0), 60)
+    prompts = tb.RegressionTask(tb.isotropic(d)).sample(60, 100, seed=1, split="eval",
+                                                        dtype=DTYPE)
+    W = pn.predict(prompts, 1024)
+    assert not torch.isfinite(W[:, -1]).all()
+    for K, iterate_tol in ((16, 1e-9), (128, 2e-3), (1024, 2e-3)):
+        eta = st.damping(st.iterate_contraction(W[:, :K]), 1.0)
+        assert ((eta > 0) & (eta < 1)).all()
+        black, exact = st.relax(W[:, :K], eta), st.damped_iterates(pn.V, prompts, K, eta)[:, -1]
+        assert torch.isfinite(black).all()
+        gap = (black - exact).norm(dim=1) / exact.norm(dim=1)
+        assert gap.max() < iterate_tol                          # the iterates
+        assert (prompts.errors(black) - prompts.errors(exact)).abs().max() < 1e-6  # the errors
+    errs = st.rule_errors(_Blind(pn), prompts, [128, 1024], n_folds=4)   # never raises
+    damped, _ = errs["damped"]
+    assert torch.isfinite(damped).all() and damped.max() < 1e-5
 
 
 @pytest.mark.parametrize("call, match", [

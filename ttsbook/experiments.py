@@ -21,8 +21,8 @@ from .lsa import LSA, LSAConfig
 from .predictors import PseudoNewton
 from .spectra import hardness, isotropic
 from .tasks import MixtureTask, Prompts, RegressionTask
-from .theory import (mixture_error, mixture_optimum, mu_spectrum, population_error,
-                     pseudo_newton_v, scaling_law, selection_objective)
+from .theory import (mixture_error, mixture_optimum, mu_spectrum, noisy_pseudo_newton_v,
+                     population_error, pseudo_newton_v, scaling_law, selection_objective)
 from .train import TrainConfig, train
 
 
@@ -31,19 +31,22 @@ def learned_v(model: LSA) -> torch.Tensor:
     return model.V31.detach().to("cpu", DTYPE)
 
 
-def train_lsas(train_cov: torch.Tensor, ns: Sequence[int], config: TrainConfig, model_seed: int = 0,
-               device="auto") -> tuple[dict[int, LSA], pd.DataFrame]:
-    """Train one LSA per training context ``n`` in ``ns`` on prompts with features ``N(0, cov)``.
+def train_lsas(train_cov: torch.Tensor, ns: Sequence[int], config: TrainConfig,
+               model_seed: int = 0, device="auto",
+               noise_std: float = 0.0) -> tuple[dict[int, LSA], pd.DataFrame]:
+    """Train one LSA per training context ``n`` in ``ns`` on prompts with features
+    ``N(0, train_cov)`` and labels with noise of std ``noise_std`` (default noiseless).
 
     Every model starts from the same initialisation (``model_seed``) and sees batches drawn
     with ``config.seed``. Returns ``{n: model}`` (in eval mode) and the concatenated training
     histories with columns ``n, step, loss, lr, distance``, where ``distance`` is
-    ``||V31 + Γ⁻¹||_F / ||Γ⁻¹||_F``, the relative gap to the closed-form optimum.
+    ``||V31 + Γ_σ⁻¹||_F / ||Γ_σ⁻¹||_F``, the relative gap to the closed-form optimum
+    (``Γ_σ = Γ + σ²I/n``, just Γ without noise).
     """
-    task = RegressionTask(train_cov)
+    task = RegressionTask(train_cov, noise_std)
     models, histories = {}, []
     for n in ns:
-        target = pseudo_newton_v(train_cov, n)
+        target = noisy_pseudo_newton_v(train_cov, n, noise_std)
 
         def distance(model, target=target):
             return {"distance": (torch.linalg.norm(learned_v(model) - target)

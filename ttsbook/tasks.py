@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .checks import DTYPE, check_int
+from .checks import DTYPE, check_int, check_noise_std
 from .spectra import check_cov_spec, check_covariance, check_mixture, parse_cov, sqrt_psd
 
 SPLITS = {"train": 0, "eval": 1}
@@ -110,14 +110,15 @@ class RegressionTask:
 
     Args:
         cov: (d, d) feature covariance (Λ when training, Σ when testing).
-        noise_std: standard deviation of optional label noise, ``y = <w, x> + noise``.
+        noise_std: standard deviation σ of optional label noise, ``y = <w, x> + σξ`` with
+            ξ ~ N(0, 1) (a finite number >= 0, else :class:`~ttsbook.checks.BadValue`). In
+            training it moves the LSA's optimum to ``−(Γ + σ²I/n)⁻¹``
+            (``ttsbook.theory.noisy_pseudo_newton_v``).
     """
 
     def __init__(self, cov: torch.Tensor, noise_std: float = 0.0):
         self.cov = check_covariance(cov, "cov")
-        if not noise_std >= 0:
-            raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")
-        self.noise_std = float(noise_std)
+        self.noise_std = check_noise_std(noise_std)
         self._root = sqrt_psd(self.cov)
 
     @property
