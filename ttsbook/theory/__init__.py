@@ -11,9 +11,13 @@ tail is not in closed form);
 ``mixtures``: training mixtures, the task-selection QP and the best mixture for the true error;
 ``noise``: label noise at test time, as a spectral filter of least squares; ``training_noise``:
 label noise in training (the optimum ``−(Γ + σ²I/n)⁻¹``); ``misaligned``: Σ and Λ with
-different eigenbases (a non-normal step).
+different eigenbases (a non-normal step);
+``chain_training``: the LSA trained on its own chain of thought (K-step optimum, stop-gradient
+fixed point, the step of a missing direction), given the training moments.
 Errors are per coordinate, ``E||ŵ − w||² / d``; arrays over k are indexed k = 0..n_steps.
 """
+from .chain_training import (chain_errors, chain_fixed_point, chain_objective, chain_optimum,
+                             missing_direction_limit, missing_direction_step)
 from .finite import divergence_threshold, finite_prompt_error, mp_density, mp_edges
 from .mixtures import (best_mixture, mixture_error, mixture_optimum, optimal_face,
                        selection_mass_range, selection_objective, task_selection)
