@@ -16,9 +16,10 @@ from ttsbook.spectra import COV_HELP, SPECTRA
 
 # Lowest first: a module may import only modules of earlier layers (or its own).
 LAYERS = [
-    {"checks", "options"}, {"utils", "spectra", "params"}, {"tasks", "theory"}, {"tokens"},
-    {"lsa", "gpt", "predictors", "evaluate"}, {"train", "stopping"},
-    {"runs", "experiments", "plots", "parallel"}, {"finished", "planner"}, {"grids"}, {"cluster"},
+    {"checks", "options"}, {"utils", "spectra", "params", "voting"}, {"tasks", "theory"},
+    {"tokens"}, {"lsa", "gpt", "predictors", "evaluate"}, {"train", "stopping"},
+    {"runs", "experiments", "plots", "parallel", "llm"}, {"finished", "planner"}, {"grids"},
+    {"cluster"},
     {"__main__", "__init__"},
 ]
 # The wings: namespaces (ttsbook.theory.gamma), never flattened to ttsbook.X.
@@ -29,7 +30,8 @@ RUNS_WING = {"runs", "finished", "grids", "cluster", "options", "__main__", "uti
 PENDING_RUNS_WING = {"label_runs"}
 # Import edges between the package's top-level modules (``theory/`` counts as one): 104 before
 # issue 21. A ceiling, so that a new edge is a decision.
-MAX_IMPORT_EDGES = 101
+# +3 for the language-model chapter: llm -> checks, voting; voting -> checks.
+MAX_IMPORT_EDGES = 102
 PACKAGE = Path(tb.__file__).parent
 
 
