@@ -29,6 +29,11 @@ def test_steps_to_reach():
     assert tb.experiments.steps_to_reach([0.5, 0.2, 0.05], 0.2) == 2
     assert tb.experiments.steps_to_reach([0.5, 0.2, 0.05], 0.6) == 1
     assert tb.experiments.steps_to_reach([0.5, 0.2], 0.01) is None
+    # an array that starts at k = 0, and any labels for its entries
+    assert tb.experiments.steps_to_reach([1.0, 0.5, 0.2], 0.5, ks=range(3)) == 1
+    assert tb.experiments.steps_to_reach([0.9, 0.1], 0.2, ks=[4, 8]) == 8
+    with pytest.raises(ValueError, match="ks must match errors"):
+        tb.experiments.steps_to_reach([0.9, 0.1], 0.2, ks=[4])
 
 
 def test_train_lsas_approaches_closed_form():

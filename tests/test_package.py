@@ -31,7 +31,7 @@ PENDING_RUNS_WING = {"label_runs"}
 # Import edges between the package's top-level modules (``theory/`` counts as one): 104 before
 # issue 21. A ceiling, so that a new edge is a decision.
 # +4 for the language-model chapter: llm -> checks, utils, voting; voting -> checks.
-MAX_IMPORT_EDGES = 103
+MAX_IMPORT_EDGES = 104
 PACKAGE = Path(tb.__file__).parent
 
 
@@ -93,6 +93,39 @@ def test_no_name_has_two_addresses():
              if getattr(obj, "__module__", "").split(".")[1:2] in [[w] for w in WINGS]}
     assert twice == PENDING_RUNS_WING, f"also at a wing's address: {sorted(twice)}"
     assert all(isinstance(getattr(tb, w), types.ModuleType) for w in WINGS)
+
+
+# Each formula once (issue 21): the one place that writes it, and how often the package's
+# source may spell it (a definition counts; a second copy would raise the count).
+ONE_HOME = {
+    "- b) @ V.T": ("predictors.py", 1),                        # the pseudo-Newton chain
+    "(1 + n / (1 + ": ("theory/population.py", 1),              # the scaling law
+    "non-negative numbers summing to 1": ("spectra.py", 1),     # the mixture check
+    "bootstrap_mean_ci(": ("evaluate.py", 2),                   # bootstrap rows: summarize
+    "_spectral_quadrature(": ("theory/finite.py", 2),           # the Marchenko–Pastur law
+    "def residual_stop(": ("stopping.py", 1),
+    "def steps_to_reach(": ("experiments.py", 1),               # the first k reaching ε
+    "eigvalsh(X.transpose(1, 2) @ X": ("experiments.py", 1),    # the divergent-prompt sampler
+}
+# ... and no chapter hand-rolls one of them again.
+NOT_IN_CHAPTERS = ("eigvalsh(X.transpose(1, 2) @ X", "next((k for k", ".nonzero()[0]) + 1",
+                   "< target]", "residual_stop(test_prompts")
+
+
+def test_each_formula_is_written_once():
+    found = {pattern: [] for pattern in ONE_HOME}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        for pattern in ONE_HOME:
+            found[pattern] += [path.relative_to(PACKAGE).as_posix()] * text.count(pattern)
+    for pattern, (home, count) in ONE_HOME.items():
+        assert found[pattern] == [home] * count, f"{pattern!r} written in {found[pattern]}"
+    import json
+    for nb in sorted((PACKAGE.parent / "book").glob("*.ipynb")):
+        code = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"]
+                       if c["cell_type"] == "code")
+        again = [p for p in NOT_IN_CHAPTERS if p in code]
+        assert not again, f"{nb.name} hand-rolls {again}: call the package's one copy"
 
 
 # The README glossary, one spelling per row: a public parameter never uses another one.

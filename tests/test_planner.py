@@ -1,6 +1,7 @@
 """The compute planner: its frontier is the closed form, its cheapest point is the brute-force
-minimum, its safe k follow the divergence threshold, its plan holds in Monte Carlo, and bad
-arguments get one-line errors."""
+minimum (an exact integer search), its median-safe k follow the divergence threshold, its
+plan holds in Monte Carlo, it reports mean, median, horizon and tail, and bad arguments get
+one-line errors."""
 import math
 
 import numpy as np
@@ -30,7 +31,7 @@ def test_population_frontier_is_the_closed_form():
     for spectrum in (I5, 5.0):  # the covariance (exact) and its hardness (the law) agree for I
         p = tb.planner.plan(5, spectrum, None, 0.01, 1.0, 1.0, n_steps=8)
         assert np.allclose(p.n_frontier, law, rtol=1e-6)
-        assert (p.n_needed == np.ceil(law)).all() and p.safe.all() and p.n_diverge == math.inf
+        assert (p.n_needed == np.ceil(law)).all() and p.median_safe.all() and p.n_diverge == math.inf
     skew = tb.power_law(5, 1.0)
     p = tb.planner.plan(5, skew, None, 0.01, 1.0, 1.0, n_steps=8)
     for k, n, n_int in zip(p.ks, p.n_frontier, p.n_needed):
@@ -49,7 +50,7 @@ def test_finite_m_frontier_is_the_finite_prompt_error():
             assert _finite(5, 15, n, int(k)) == pytest.approx(0.05, rel=1e-3)
         assert _finite(5, 15, n_int, int(k)) <= 0.05 < _finite(5, 15, max(n_int - 1, 1), int(k)) \
             or n_int == 1
-    one_step_floor = min(_finite(5, 15, n, 1) for n in np.geomspace(1, 1e4, 100))
+    one_step_floor = min(_finite(5, 15, n, 1) for n in range(1, 200))   # integers
     assert p.floor[0] == pytest.approx(one_step_floor) and p.floor[0] > 0.05
 
 
@@ -72,25 +73,70 @@ def test_cheapest_point_is_the_brute_force_minimum(spectrum, m, eps, costs):
     assert p.error <= eps
 
 
+def test_integer_search_finds_the_narrow_window_a_log_grid_missed():
+    # Λ = I, d = 12, m = 30: one pass reaches its floor (d+1)/(m+d+1) only near n = m; a
+    # 100-point log grid answered (7, 2) at cost 107, while (29, 1) costs 79.
+    d, m = 12, 30
+    eps = 1.0003 * (d + 1) / (m + d + 1)
+    p = tb.planner.plan(d, tb.isotropic(d), m, eps, 1.0, 50.0, n_prompts=0)
+    assert (p.n, p.k, p.cost) == (29, 1, 79.0) and p.error <= eps
+    errs = [_finite(d, m, n, 1) for n in range(1, 80)]
+    assert [n for n, e in zip(range(1, 80), errs) if e <= eps][0] == 29
+    assert p.floor[0] == pytest.approx(min(errs))
+
+
+def test_cost_of_a_pass_can_grow_with_the_prompt():
+    flat = tb.planner.plan(5, I5, 20, 0.02, 1.0, 0.2, n_prompts=0)
+    token = tb.planner.plan(5, I5, 20, 0.02, 1.0, 0.2 / 20, per_token=True, n_prompts=0)
+    k = token.ks
+    assert np.allclose(token.costs(), token.n_needed + 0.01 * (20 * k + k * (k - 1) / 2))
+    assert token.cost == np.nanmin(token.costs()[token.median_safe]) and token.k <= flat.k
+    assert "per_token" in tb.planner.COST_MODEL
+    assert token.cost_formula.endswith("(k·m + k(k−1)/2)") and flat.cost_formula.endswith("·k")
+
+
+def test_plan_reports_mean_median_horizon_and_tail():
+    # d = 6, m = 12 (a configuration the chapters do not use): the mean turns up after a
+    # horizon while the median keeps falling; the report agrees with iterating the chain.
+    d, m, eps = 6, 12, 0.1
+    p = tb.planner.plan(d, tb.isotropic(d), m, eps, 1.0, 1.0, n_steps=12, n_prompts=100_000,
+                k_eval=120, seed=4)
+    stats = p.stats
+    assert p.mean_error == stats.mean[p.k] and p.median_error < p.mean_error
+    assert p.k < p.horizon < p.k_eval
+    assert stats.mean[p.horizon] <= max(eps, p.mean_error) < stats.mean[p.horizon + 1]
+    assert stats.mean[-1] > 10 and stats.median[-1] < stats.median[p.k]
+    mc = stats.divergent_fraction()
+    assert stats.n_diverging > 20 and mc[1] / 2 < p.tail < 2 * mc[2]
+    prompts = tb.RegressionTask(tb.isotropic(d)).sample(m, 20_000, seed=9, split="eval",
+                                                        dtype=torch.float64)
+    direct = tb.prompt_errors(tb.PseudoNewton.trained(tb.isotropic(d), p.n), prompts, p.k)
+    err = direct[:, -1].numpy()
+    assert abs(err.mean() - p.mean_error) < 4 * err.std() / len(err) ** 0.5
+    population = tb.planner.plan(d, tb.isotropic(d), None, eps, 1.0, 1.0)
+    assert population.tail == 0 and population.horizon == math.inf
+    assert population.mean_error == population.median_error == population.error
+
+
 def test_more_expensive_passes_buy_fewer_of_them():
     ks = [tb.planner.plan(5, 5.0, None, 0.001, 1.0, c, n_steps=20).k for c in (0.1, 1.0, 10.0, 100.0)]
     assert ks == sorted(ks, reverse=True) and ks[0] > ks[-1]
 
 
-def test_safe_k_follow_the_divergence_threshold():
+def test_median_safe_k_follow_the_divergence_threshold():
     d, m = 5, 12
     p = tb.planner.plan(d, I5, m, 0.1, 1.0, 1.0, n_steps=12)
     assert p.n_diverge == tb.theory.divergence_threshold(d, m)
     reach = np.isfinite(p.n_needed)
-    assert (p.safe == (p.n_needed <= p.n_diverge)).all()
-    lo, hi = p.k_safe
-    assert (p.ks[reach & p.safe] == np.arange(lo, hi + 1)).all() and hi == 12 and lo > 1
+    assert (p.median_safe == (p.n_needed <= p.n_diverge)).all()
+    lo, hi = p.k_median_safe
+    assert (p.ks[reach & p.median_safe] == np.arange(lo, hi + 1)).all() and hi == 12 and lo > 1
     # In distribution the frontier never crosses the threshold: at fixed k the finite-m
     # error bottoms out below it (k = 1: c = 1/(1 + γ) is best and c·λ₊ <= 2).
     for d_, m_, eps in ((5, 7, 0.3), (8, 16, 0.05), (4, 6, 0.3)):
         q = tb.planner.plan(d_, float(d_), m_, eps, 1.0, 1.0, n_steps=12)
         assert q.n_diverge < math.inf and np.isfinite(q.n_needed).any()
-        assert q.safe[np.isfinite(q.n_needed)].all()
+        assert q.median_safe[np.isfinite(q.n_needed)].all()
     # Monte Carlo (d = 20, where the Marchenko–Pastur edge is sharp): at the planned n the
     # typical prompt's Γ⁻¹Ŝ_m stays below 2, at twice the threshold it does not.
     I20 = tb.isotropic(20)
@@ -101,14 +147,15 @@ def test_safe_k_follow_the_divergence_threshold():
         assert (share > 0.5) == diverging
     skew = tb.power_law(5, 1.0)  # in population (Σ = Λ) every μ_j < 1: all k safe
     assert tb.theory.mu_spectrum(tb.theory.pseudo_newton_v(skew, 1e4), skew).max() < 1
-    assert tb.planner.plan(5, skew, None, 0.01, 1.0, 1.0).safe.all()
+    assert tb.planner.plan(5, skew, None, 0.01, 1.0, 1.0).median_safe.all()
 
 
 def test_error_floor_is_reported_not_hidden():
     p = tb.planner.plan(5, I5, 4, 0.1, 1.0, 1.0, n_steps=10)   # m < d: Ŝ_m misses d − m directions
     assert p.n is None and p.k is None and "floor" in p.reason
     assert p.floor.min() >= 1 - 4 / 5 - 1e-9
-    assert not np.isfinite(p.n_needed).any() and p.k_safe is None
+    assert not np.isfinite(p.n_needed).any() and p.k_median_safe is None
+    assert "n_max = 10000" in p.reason
 
 
 @pytest.mark.parametrize("spectrum, m, eps", [(I5, 20, 0.03), (tb.power_law(4, 1.0), None, 0.02)])
@@ -144,6 +191,8 @@ def test_draw_plan_returns_the_ax():
     ({"spectrum": -torch.eye(5)}, "spectrum"), ({"spectrum": 4.0}, "spectrum"),
     ({"spectrum": math.inf}, "spectrum"), ({"spectrum": "power:1"}, "spectrum"),
     ({"spectrum": tb.power_law(5, 1.0)}, "m"),        # finite m needs isotropic training
+    ({"m": None, "per_token": True}, "per_token"), ({"n_prompts": -1}, "n_prompts"),
+    ({"k_eval": 5}, "k_eval"),
 ])
 def test_bad_arguments_get_one_line_errors(change, arg):
     args = {"n_dims": 5, "spectrum": I5, "m": 20, "eps": 0.05, "cost_train": 1.0,

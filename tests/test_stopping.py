@@ -25,6 +25,38 @@ class _Blind:
         return self.inner.predict(tb.Prompts(hidden.X, hidden.y, torch.zeros_like(prompts.w)), n_steps)
 
 
+def test_every_chain_is_the_one_pseudo_newton_chain():
+    """PseudoNewton, damped CoT at η = 1 and a noiseless parallel chain on all examples run
+    the same chain ``ŵ ← ŵ + ηV(Ŝŵ − b)``: ``predictors.pseudo_newton_chain``."""
+    from ttsbook import parallel
+    from ttsbook.predictors import pseudo_newton_chain
+    prompts = _prompts(20, sigma=0.1)
+    pn = tb.PseudoNewton.trained(tb.power_law(D, 1.0), 12)
+    chain = pseudo_newton_chain(pn.V, *prompts.moments(), 6)
+    assert torch.equal(pn.predict(prompts, 6), chain)
+    assert torch.equal(st.damped_iterates(pn.V, prompts, 6, 1.0), chain)
+    half = st.damped_iterates(pn.V, prompts, 6, 0.5)
+    assert torch.equal(half, pseudo_newton_chain(pn.V, *prompts.moments(), 6, eta=0.5))
+    assert not torch.allclose(half, chain)
+    chains = parallel.run_chains(pn.V, prompts, 3, 6)            # (B, 3, 6, d), all alike
+    assert torch.allclose(chains, chain[:, None].expand_as(chains), rtol=1e-12, atol=1e-12)
+    noisy = pseudo_newton_chain(pn.V, *prompts.moments(), 6, noise_std=0.3,
+                                generator=torch.Generator().manual_seed(0))
+    assert (noisy - chain).abs().max() > 0.1                     # the noise is added
+    assert pseudo_newton_chain(pn.V, *prompts.moments(), 0).shape == (20, 0, D)
+
+
+def test_residual_stop_counts_the_stalled_pass_on_residuals_from_zero():
+    r = torch.tensor([[4.0, 2.0, 1.9, 1.0]])                      # r_0 .. r_3
+    assert st.residual_stop(r, rtol=0.1).item() == 2              # pass 2 fell by < 10%
+    assert st.residual_stop(r[:, 1:], rtol=0.1).item() == 1       # from r_1: ŵ_1 is kept
+    prompts = _prompts(5)
+    W = tb.PseudoNewton.trained(tb.isotropic(D), 10).predict(prompts, 3)
+    full = st.prompt_residuals(prompts, W, from_zero=True)
+    assert torch.allclose(full[:, 1:], st.prompt_residuals(prompts, W), rtol=1e-12)
+    assert torch.allclose(full[:, 0], (prompts.y ** 2).mean(1))
+
+
 def test_residuals_match_their_definition_and_never_read_w():
     prompts = _prompts(5)
     W = tb.PseudoNewton.trained(tb.isotropic(D), 10).predict(prompts, 4)
@@ -118,6 +150,9 @@ def test_compare_rules_frame_and_the_oracle_bound():
     blind = st.compare_rules(_Blind(pn), prompts, [1, 3, 10], "short prompt", n_folds=4,
                              n_boot=200, V=pn.V)
     assert blind[["mean", "median"]].equals(df[["mean", "median"]])
+    errors = st.rule_errors(pn, prompts, [1, 3, 10], n_folds=4)
+    again = st.rules_frame(errors, [1, 3, 10], "short prompt", n_boot=200)
+    assert again.equals(df)
 
 
 def test_black_box_damping_is_used_without_v():
@@ -128,6 +163,28 @@ def test_black_box_damping_is_used_without_v():
     damped, used = errs["damped"]
     assert damped[:, 1].median() < 1e-2 < fixed[:, -1].median()
     assert (used == torch.tensor([2, 30])).all()
+
+
+def test_black_box_damping_stays_finite_when_the_plain_chain_overflows():
+    # A skills gap (one rotated skill at 0.02, n = 60, Σ = I, m = 60): the plain chain
+    # overflows before k = 1024; the binomial sum used to cancel catastrophically (2e49).
+    d = 12
+    pn = tb.PseudoNewton.trained(tb.rotate(tb.missing_skills(d, [0], 0.02), seed=0), 60)
+    prompts = tb.RegressionTask(tb.isotropic(d)).sample(60, 100, seed=1, split="eval",
+                                                        dtype=DTYPE)
+    W = pn.predict(prompts, 1024)
+    assert not torch.isfinite(W[:, -1]).all()
+    for K, iterate_tol in ((16, 1e-9), (128, 2e-3), (1024, 2e-3)):
+        eta = st.damping(st.iterate_contraction(W[:, :K]), 1.0)
+        assert ((eta > 0) & (eta < 1)).all()
+        black, exact = st.relax(W[:, :K], eta), st.damped_iterates(pn.V, prompts, K, eta)[:, -1]
+        assert torch.isfinite(black).all()
+        gap = (black - exact).norm(dim=1) / exact.norm(dim=1)
+        assert gap.max() < iterate_tol                          # the iterates
+        assert (prompts.errors(black) - prompts.errors(exact)).abs().max() < 1e-6  # the errors
+    errs = st.rule_errors(_Blind(pn), prompts, [128, 1024], n_folds=4)   # never raises
+    damped, _ = errs["damped"]
+    assert torch.isfinite(damped).all() and damped.max() < 1e-5
 
 
 @pytest.mark.parametrize("call, match", [

@@ -77,7 +77,9 @@ def test_n_star_inverts_the_scaling_law():
     hard, eps = 20.0, 0.01
     for k in (1, 2, 5):
         n = tb.theory.n_star(hard, k, eps).item()
-        assert (1 + n / (1 + hard)) ** (-2 * k) == pytest.approx(eps)
+        assert tb.theory.scaling_law(hard, n, k)[k].item() == pytest.approx(eps)
+    lam = tb.rotate(tb.power_law(6, 1.0), seed=1)                 # a covariance or its hardness
+    assert torch.equal(tb.theory.scaling_law(lam, 9, 4), tb.theory.scaling_law(tb.hardness(lam), 9, 4))
     ks = torch.arange(1, 6)
     assert (tb.theory.n_star(hard, ks, eps).diff() < 0).all()  # more steps, shorter context
 
@@ -95,6 +97,19 @@ def test_mu_spectrum_rule_and_values():
     # A direction absent from training but present at test time expands once n is large.
     lam = tb.missing_skills(d, [0], eps=1e-3)
     assert tb.theory.mu_spectrum(tb.theory.pseudo_newton_v(lam, 100), tb.isotropic(d)).max() > 2
+
+
+@pytest.mark.parametrize("covs, probs, match", [
+    ([], None, "covs must hold at least one covariance"),
+    ([torch.eye(2), torch.eye(3)], [0.5, 0.5], "covs must all share one shape"),
+    ([torch.eye(2), torch.eye(2)], [0.7, 0.7], "probs must be 2 non-negative numbers summing to 1"),
+    ([torch.eye(2), -torch.eye(2)], [0.5, 0.5], r"covs\[1\] must be positive semi-definite"),
+])
+def test_one_mixture_check_for_the_sampler_and_the_closed_forms(covs, probs, match):
+    with pytest.raises(ValueError, match=match):
+        tb.MixtureTask(covs, probs)
+    with pytest.raises(ValueError, match=match):
+        tb.theory.mixture_optimum(covs, [1.0] if probs is None else probs, 10)
 
 
 def test_mixture_optimum_reduces_to_single_task_and_is_stationary():

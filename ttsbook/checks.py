@@ -7,6 +7,7 @@ command line can say which option was wrong in one line; Python callers see a pl
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -52,6 +53,17 @@ def check_choice(value, name: str, choices) -> object:
         raise BadValue(name, f"{name} must be one of {', '.join(map(repr, choices))}, "
                              f"got {value!r}")
     return value
+
+
+def check_noise_std(value, name: str = "noise_std") -> float:
+    """``value`` as a float if it is a finite real number ``>= 0`` (a standard deviation of
+    label noise); else :class:`BadValue`."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and math.isfinite(value) and value >= 0
+    if not ok:
+        raise BadValue(name, f"{name} must be a finite number >= 0 (the standard deviation of "
+                             f"the label noise), got {value!r}")
+    return float(value)
 
 
 def check_steps(n_steps) -> int:

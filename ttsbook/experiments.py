@@ -21,8 +21,8 @@ from .lsa import LSA, LSAConfig
 from .predictors import PseudoNewton
 from .spectra import hardness, isotropic
 from .tasks import MixtureTask, Prompts, RegressionTask
-from .theory import (mixture_error, mixture_optimum, mu_spectrum, population_error,
-                     pseudo_newton_v, scaling_law, selection_objective)
+from .theory import (mixture_error, mixture_optimum, mu_spectrum, noisy_pseudo_newton_v,
+                     population_error, pseudo_newton_v, scaling_law, selection_objective)
 from .train import TrainConfig, train
 
 
@@ -31,19 +31,22 @@ def learned_v(model: LSA) -> torch.Tensor:
     return model.V31.detach().to("cpu", DTYPE)
 
 
-def train_lsas(train_cov: torch.Tensor, ns: Sequence[int], config: TrainConfig, model_seed: int = 0,
-               device="auto") -> tuple[dict[int, LSA], pd.DataFrame]:
-    """Train one LSA per training context ``n`` in ``ns`` on prompts with features ``N(0, cov)``.
+def train_lsas(train_cov: torch.Tensor, ns: Sequence[int], config: TrainConfig,
+               model_seed: int = 0, device="auto",
+               noise_std: float = 0.0) -> tuple[dict[int, LSA], pd.DataFrame]:
+    """Train one LSA per training context ``n`` in ``ns`` on prompts with features
+    ``N(0, train_cov)`` and labels with noise of std ``noise_std`` (default noiseless).
 
     Every model starts from the same initialisation (``model_seed``) and sees batches drawn
     with ``config.seed``. Returns ``{n: model}`` (in eval mode) and the concatenated training
     histories with columns ``n, step, loss, lr, distance``, where ``distance`` is
-    ``||V31 + Γ⁻¹||_F / ||Γ⁻¹||_F``, the relative gap to the closed-form optimum.
+    ``||V31 + Γ_σ⁻¹||_F / ||Γ_σ⁻¹||_F``, the relative gap to the closed-form optimum
+    (``Γ_σ = Γ + σ²I/n``, just Γ without noise).
     """
-    task = RegressionTask(train_cov)
+    task = RegressionTask(train_cov, noise_std)
     models, histories = {}, []
     for n in ns:
-        target = pseudo_newton_v(train_cov, n)
+        target = noisy_pseudo_newton_v(train_cov, n, noise_std)
 
         def distance(model, target=target):
             return {"distance": (torch.linalg.norm(learned_v(model) - target)
@@ -81,14 +84,20 @@ def grid_matrix(frame: pd.DataFrame,
     return table.index.to_numpy(), table.columns.to_numpy(), table.to_numpy(dtype=float)
 
 
-def steps_to_reach(errors: Sequence[float], target: float) -> int | None:
-    """The smallest ``k`` (1-based: ``errors[k - 1]`` is the error after k passes) with error
-    <= target.
+def steps_to_reach(errors: Sequence[float], target: float,
+                   ks: Sequence[int] | None = None) -> int | None:
+    """The first k whose error is <= ``target`` (the book's one "first k reaching ε").
 
-    Returns ``None`` when no k in range reaches the target.
+    ``errors[j]`` is the error after ``ks[j]`` passes; ``ks`` defaults to 1, 2, … (so
+    ``errors[k - 1]`` is the error after k passes; pass ``range(len(errors))`` for an
+    array that starts at k = 0). Returns ``None`` when no k in range reaches the target.
     """
-    hits = np.flatnonzero(np.asarray(errors, dtype=float) <= target)
-    return int(hits[0]) + 1 if hits.size else None
+    errors = np.asarray(errors, dtype=float)
+    ks = np.arange(1, len(errors) + 1) if ks is None else np.asarray(ks)
+    if ks.shape != errors.shape:
+        raise ValueError(f"ks must match errors, got {ks.shape} and {errors.shape}")
+    hits = np.flatnonzero(errors <= target)
+    return int(ks[hits[0]]) if hits.size else None
 
 
 def isotropic_top_eigenvalues(n_dims: int, m: int, n_prompts: int = 2000,

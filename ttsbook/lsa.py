@@ -92,8 +92,13 @@ class LSA(nn.Module):
         mixed = torch.einsum("bij,bj->bi", state, z @ self.key_query_matrix().T)
         return z + mixed @ self.value_matrix().T / n_points
 
-    def predict(self, prompts: Prompts, n_steps: int) -> torch.Tensor:
-        """CoT iterates ``ŵ_1 … ŵ_k`` for k = ``n_steps`` passes: (B, n_steps, d)."""
+    def predict(self, prompts: Prompts, n_steps: int, *,
+                feedback_grad: bool = True) -> torch.Tensor:
+        """CoT iterates ``ŵ_1 … ŵ_k`` for k = ``n_steps`` passes: (B, n_steps, d).
+
+        ``feedback_grad=False`` feeds each ``ŵ`` back without gradient (stop-gradient), as
+        :func:`ttsbook.train.cot_loss` trains the GPT; the iterates are the same.
+        """
         check_steps(n_steps)
         prompts = prompts.validate().to(self.V31.device, self.V31.dtype)
         d, n = self.config.n_dims, prompts.n_points
@@ -107,7 +112,8 @@ class LSA(nn.Module):
             iterates.append(w_hat)
             if step + 1 == n_steps:
                 break
-            z = cot_column(w_hat)[:, :, 0]       # append (0, 0, ŵ, 1) to the prompt
+            fed = w_hat if feedback_grad else w_hat.detach()
+            z = cot_column(fed)[:, :, 0]         # append (0, 0, ŵ, 1) to the prompt
             if torch.is_grad_enabled():          # autograd needs the old state intact
                 state = state + z[:, :, None] * z[:, None, :]
             else:                                # in place: no (B, D, D) copy per step

@@ -1,5 +1,6 @@
 """Parallel test-time compute: N chains, their aggregation, compute-optimal allocation at a
-fixed budget of forward passes, and budget forcing around a residual stopping rule.
+fixed budget of forward passes, and budget forcing around a stopping rule (such as
+``stopping.residual_stop``).
 
 Sequential compute is k passes of one chain ``ŵ ← ŵ + V(Ŝŵ − b)``; parallel compute is N
 chains run side by side. N identical chains agree, so a chain needs a stated **source of
@@ -21,7 +22,7 @@ import pandas as pd
 import torch
 
 from .checks import DTYPE, BadValue, check_choice, check_int, check_number
-from .stopping import residual_stop as _stop_on_residuals
+from .predictors import pseudo_newton_chain
 from .tasks import Prompts
 from .theory import population_error
 
@@ -60,23 +61,16 @@ def run_chains(V: torch.Tensor, prompts: Prompts, n_chains: int, n_steps: int, *
     check_choice(data, "data", DATA)
     check_number(noise_std, "noise_std", 0)
     prompts = prompts.validate().to("cpu", DTYPE)
-    X, y, d = prompts.X, prompts.y, prompts.n_dims
+    d = prompts.n_dims
     V = torch.as_tensor(V, dtype=DTYPE)
     if tuple(V.shape) != (d, d):
         raise BadValue("V", f"V must have shape {(d, d)} to match the prompts, "
                             f"got {tuple(V.shape)}")
     gen = torch.Generator().manual_seed(seed)
     a = _weights(prompts, n_chains, data, subset, gen)          # (B, N or 1, m)
-    S = torch.einsum("bcm,bmi,bmj->bcij", a, X, X)              # (B, N or 1, d, d)
-    b = torch.einsum("bcm,bmi,bm->bci", a, X, y)                # (B, N or 1, d)
-    w_hat = X.new_zeros(len(prompts), n_chains, d)
-    out = []
-    for _ in range(n_steps):
-        step = (torch.einsum("bcij,bcj->bci", S, w_hat) - b) @ V.T
-        noise = torch.randn(w_hat.shape, generator=gen, dtype=DTYPE)
-        w_hat = w_hat + step + noise_std * noise
-        out.append(w_hat)
-    return torch.stack(out, 2)
+    S, b = prompts.moments(a)                                   # (B, N or 1, d, d), (.., d)
+    b = b.expand(len(prompts), n_chains, d)
+    return pseudo_newton_chain(V, S, b, n_steps, noise_std=noise_std, generator=gen)
 
 
 def aggregate(prompts: Prompts, w_hat: torch.Tensor, how: str) -> torch.Tensor:
@@ -185,20 +179,6 @@ def best_allocation(frame: pd.DataFrame, by: str = "mean") -> pd.DataFrame:
     """The row of smallest ``by`` (``"mean"`` or ``"median"``) for each aggregation."""
     check_choice(by, "by", ("mean", "median"))
     return frame.loc[frame.groupby("how", sort=False)[by].idxmin()].reset_index(drop=True)
-
-
-def residual_stop(prompts: Prompts, w_hat: torch.Tensor, tol: float = 0.05) -> torch.Tensor:
-    """A stopping rule that sees only the prompt: per prompt, the first pass k whose
-    residual ``r_k = ||y − Xŵ_k||²/m`` fell by less than a fraction ``tol`` of ``r_{k−1}``
-    (``r_0 = ||y||²/m``), else the last pass. ``w_hat``: iterates (B, K, d); returns (B,)
-    values of k in 1..K. It is :func:`ttsbook.stopping.residual_stop` with ``rtol = tol`` on
-    ``r_0, r_1, …, r_K``, counting the pass that stalled."""
-    check_number(tol, "tol", 0, strict=True, high=1)
-    if w_hat.ndim != 3 or w_hat.shape[0] != len(prompts):
-        raise BadValue("w_hat", f"w_hat must have shape (B={len(prompts)}, K, d), "
-                                f"got {tuple(w_hat.shape)}")
-    r = prompts.residuals(torch.cat([torch.zeros_like(w_hat[:, :1]), w_hat], 1))
-    return _stop_on_residuals(r, rtol=tol).clamp(max=w_hat.shape[1])
 
 
 def force(k_stop: torch.Tensor, extra: int = 0, n_steps: int | None = None) -> torch.Tensor:

@@ -257,17 +257,19 @@ def error_heatmap(ax, ns: Sequence[float], ks: Sequence[float], errors, *,
 
 def draw_plan(ax, result, *, colors=("C0", "C3", "0.4")):
     """A :class:`ttsbook.planner.Plan` on ``ax``: frontier n*(k) (line) and the integer n it
-    needs (dots: safe; crosses: above the divergence threshold), the threshold, the iso-cost
-    line through the cheapest point (star). ``colors``: frontier, unsafe/threshold, cost.
+    needs (dots: median-safe; crosses: above the divergence threshold, where the typical
+    prompt diverges), the threshold, the iso-cost line through the cheapest point (star).
+    ``colors``: frontier, unsafe/threshold, cost.
     Returns the ``ax``.
     """
     good, unsafe, grey = colors
     ks, reach = result.ks, np.isfinite(result.n_needed)
     ax.plot(ks, result.n_frontier, color=good, lw=1.5, label=r"frontier $n^*(k)$")
-    ok = reach & result.safe
-    ax.plot(ks[ok], result.n_needed[ok], "o", color=good, ms=5, label="integer n, safe")
-    if (reach & ~result.safe).any():
-        bad = reach & ~result.safe
+    ok = reach & result.median_safe
+    ax.plot(ks[ok], result.n_needed[ok], "o", color=good, ms=5,
+            label="integer n, median-safe")
+    if (reach & ~result.median_safe).any():
+        bad = reach & ~result.median_safe
         ax.plot(ks[bad], result.n_needed[bad], "x", color=unsafe, ms=7,
                 label="above divergence threshold")
     top = max(np.nanmax(np.where(reach, result.n_needed, 1)), 10) * 3
@@ -275,13 +277,13 @@ def draw_plan(ax, result, *, colors=("C0", "C3", "0.4")):
         top = max(top, 3 * result.n_diverge)
         ax.axhline(result.n_diverge, color=unsafe, ls="--", lw=1)
         ax.axhspan(result.n_diverge, 1e12, color=unsafe, alpha=0.08,
-                   label=r"prompts diverge ($n > n_{\rm div}$)")
+                   label=r"typical prompt diverges ($n > n_{\rm div}$)")
     if (~reach).any():
         ax.axvspan(0.5, ks[~reach].max() + 0.5, color=grey, alpha=0.12,
                    label=r"$\varepsilon$ out of reach (error floor)")
     if result.n is not None:
         k_line = np.linspace(0.5, ks[-1] + 0.5, 100)
-        n_line = (result.cost - result.cost_pass * k_line) / result.cost_train
+        n_line = (result.cost - result.cost_pass * result.pass_units(k_line)) / result.cost_train
         ax.plot(k_line[n_line > 0], n_line[n_line > 0], ":", color=grey, label="iso-cost line")
         ax.plot(result.k, result.n, "*", color="k", ms=14, zorder=5,
                 label=f"cheapest: n = {result.n}, k = {result.k}")

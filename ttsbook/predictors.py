@@ -12,6 +12,31 @@ from .tasks import Prompts
 from .theory import pseudo_newton_v
 
 
+def pseudo_newton_chain(V: torch.Tensor, S: torch.Tensor, b: torch.Tensor, n_steps: int, *,
+                        eta=None, noise_std: float = 0.0,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """The chain ``ŵ ← ŵ + η V(Ŝŵ − b) + σξ`` from ``ŵ_0 = 0``: iterates (..., n_steps, d).
+
+    Every chain of the book is this one: the trained LSA (``PseudoNewton``), damped CoT
+    (``stopping.damped_iterates``, a per-prompt η) and parallel chains (``parallel.run_chains``:
+    weighted moments, per-pass noise). ``S`` (..., d, d) and ``b`` (..., d) are a prompt's
+    moments (``Prompts.moments``; ``S`` may broadcast against ``b``); ``eta`` (None: 1) is
+    a number or a tensor that broadcasts against ``b[..., :1]``; with a ``generator``, every
+    pass adds ``noise_std`` times fresh ``N(0, I)`` noise drawn from it (float64).
+    """
+    check_steps(n_steps)
+    V = torch.as_tensor(V).to(S)
+    w_hat, iterates = torch.zeros_like(b), []
+    for _ in range(n_steps):
+        step = (torch.einsum("...ij,...j->...i", S, w_hat) - b) @ V.T
+        w_hat = w_hat + (step if eta is None else eta * step)
+        if generator is not None:
+            w_hat = w_hat + noise_std * torch.randn(w_hat.shape, generator=generator,
+                                                    dtype=DTYPE).to(w_hat)
+        iterates.append(w_hat)
+    return torch.stack(iterates, -2) if iterates else b.new_zeros(*b.shape[:-1], 0, b.shape[-1])
+
+
 class PseudoNewton:
     """Preconditioned steps ``ŵ ← ŵ + V (Ŝ ŵ − b)`` from ``ŵ_0 = 0``.
 
@@ -34,12 +59,7 @@ class PseudoNewton:
         d = S.shape[-1]
         if self.V.shape[0] != d:
             raise ValueError(f"prompts have d = {d}, but V is {tuple(self.V.shape)}")
-        V = self.V.to(S.device)
-        w_hat, iterates = torch.zeros_like(b), []
-        for _ in range(n_steps):
-            w_hat = w_hat + (torch.einsum("bij,bj->bi", S, w_hat) - b) @ V.T
-            iterates.append(w_hat)
-        return torch.stack(iterates, 1) if iterates else b.new_zeros(len(b), 0, d)
+        return pseudo_newton_chain(self.V, S, b, n_steps)
 
 
 class GradientDescent(PseudoNewton):

@@ -107,6 +107,23 @@ def task_kinds(n_dims: int, few: int, many: int, eps_easy: float,
             for size, count in (("few", few), ("many", many))}
 
 
+def check_mixture(covs: Sequence[torch.Tensor], probs=None) -> tuple[list, torch.Tensor]:
+    """A mixture of covariances, checked: ``covs`` as float64 covariances of one shape and
+    ``probs`` (default uniform) as float64 probabilities (>= 0, their sum 1 within 1e-6);
+    ``ValueError`` naming the argument otherwise."""
+    covs = [check_covariance(c, f"covs[{i}]") for i, c in enumerate(covs)]
+    if not covs:
+        raise ValueError("covs must hold at least one covariance")
+    if any(c.shape != covs[0].shape for c in covs):
+        raise ValueError(f"covs must all share one shape, got {[tuple(c.shape) for c in covs]}")
+    probs = torch.full((len(covs),), 1 / len(covs), dtype=DTYPE) if probs is None else \
+        torch.as_tensor(probs, dtype=DTYPE)
+    if probs.shape != (len(covs),) or (probs < 0).any() or abs(probs.sum().item() - 1) > 1e-6:
+        raise ValueError(f"probs must be {len(covs)} non-negative numbers summing to 1, "
+                         f"got {probs.tolist()}")
+    return covs, probs
+
+
 def random_rotation(n_dims: int, seed: int = 0) -> torch.Tensor:
     """A Haar-random orthogonal ``(d, d)`` matrix, a pure function of ``seed``."""
     check_int(n_dims, "n_dims")

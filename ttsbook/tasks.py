@@ -13,8 +13,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .checks import DTYPE, check_int
-from .spectra import check_cov_spec, check_covariance, parse_cov, sqrt_psd
+from .checks import DTYPE, check_int, check_noise_std
+from .spectra import check_cov_spec, check_covariance, check_mixture, parse_cov, sqrt_psd
 
 SPLITS = {"train": 0, "eval": 1}
 STREAMS = {"features": 0, "tasks": 1, "noise": 2, "components": 3}
@@ -61,10 +61,18 @@ class Prompts:
                 raise ValueError(f"prompts.{name} holds NaN or inf entries")
         return self
 
-    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def moments(self, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``Ŝ = XᵀX/m`` (B, d, d) and ``b = Xᵀy/m`` (B, d) in float64, on the prompts'
-        device: ``Ŝw = b`` when the labels are noiseless."""
+        device: ``Ŝw = b`` when the labels are noiseless.
+
+        ``weights`` (B, C, m), each row summing to 1, gives C weighted versions per prompt,
+        ``Ŝ_c = Σ_i a_ci x_i x_iᵀ`` (B, C, d, d) and ``b_c = Σ_i a_ci y_i x_i`` (B, C, d).
+        """
         X, y = self.validate().X.to(DTYPE), self.y.to(DTYPE)
+        if weights is not None:
+            a = weights.to(X)
+            return (torch.einsum("bcm,bmi,bmj->bcij", a, X, X),
+                    torch.einsum("bcm,bmi,bm->bci", a, X, y))
         m = X.shape[1]
         return X.transpose(1, 2) @ X / m, torch.einsum("bnd,bn->bd", X, y) / m
 
@@ -102,14 +110,15 @@ class RegressionTask:
 
     Args:
         cov: (d, d) feature covariance (Λ when training, Σ when testing).
-        noise_std: standard deviation of optional label noise, ``y = <w, x> + noise``.
+        noise_std: standard deviation σ of optional label noise, ``y = <w, x> + σξ`` with
+            ξ ~ N(0, 1) (a finite number >= 0, else :class:`~ttsbook.checks.BadValue`). In
+            training it moves the LSA's optimum to ``−(Γ + σ²I/n)⁻¹``
+            (``ttsbook.theory.noisy_pseudo_newton_v``).
     """
 
     def __init__(self, cov: torch.Tensor, noise_std: float = 0.0):
         self.cov = check_covariance(cov, "cov")
-        if not noise_std >= 0:
-            raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")
-        self.noise_std = float(noise_std)
+        self.noise_std = check_noise_std(noise_std)
         self._root = sqrt_psd(self.cov)
 
     @property
@@ -144,16 +153,7 @@ class MixtureTask(RegressionTask):
 
     def __init__(self, covs: Sequence[torch.Tensor], probs: Sequence[float] | None = None,
                  noise_std: float = 0.0):
-        covs = [check_covariance(c, f"covs[{i}]") for i, c in enumerate(covs)]
-        if not covs:
-            raise ValueError("covs must hold at least one covariance")
-        if any(c.shape != covs[0].shape for c in covs):
-            raise ValueError(f"covs must all share one shape, got {[tuple(c.shape) for c in covs]}")
-        probs = torch.full((len(covs),), 1 / len(covs), dtype=DTYPE) if probs is None else \
-            torch.as_tensor(probs, dtype=DTYPE)
-        if probs.shape != (len(covs),) or (probs < 0).any() or abs(probs.sum().item() - 1) > 1e-6:
-            raise ValueError(f"probs must be {len(covs)} non-negative numbers summing to 1, "
-                             f"got {probs.tolist()}")
+        covs, probs = check_mixture(covs, probs)
         self.covs, self.probs = covs, probs / probs.sum()
         super().__init__(sum(p * c for p, c in zip(self.probs, covs)), noise_std)
         self._roots = torch.stack([sqrt_psd(c) for c in covs])  # (L, d, d)

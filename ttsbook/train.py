@@ -18,7 +18,10 @@ never sees an appended CoT token ``[0; 0; ŵ; 1]``, so its test-time CoT means n
 
 Steps 1 and 3 together are exactly one teacher-forced pass over all ``n + K`` tokens (a test
 checks the gradients agree); the fed-back tokens carry no gradient, and ``K = 1`` is direct
-prediction. Measured on an idle CPU with ``benchmarks/bench_cot_step.py`` (batch 64, K = 8), a
+prediction. The LSA (:class:`ttsbook.lsa.LSA`) takes the same loss from its ``predict``, and
+only it also offers ``through_feedback=True``: the gradient flows through the fed-back ``ŵ``
+as well, the exact gradient of the K-step loss (:mod:`ttsbook.theory.chain_training`).
+Measured on an idle CPU with ``benchmarks/bench_cot_step.py`` (batch 64, K = 8), a
 CoT step costs 1.54x / 1.47x / 1.28x a direct step over the same ``n + K`` tokens for
 n = 5 / 10 / 15 with the ``cpu`` preset (one thread), and 1.26x / 1.21x / 1.20x for
 n = 20 / 30 / 40 with ``paper`` (two threads): the rollout's one-token passes are overhead-bound.
@@ -92,11 +95,20 @@ def direct_loss(model, prompts: Prompts) -> torch.Tensor:
     return ((w_hat - prompts.w) ** 2).mean()
 
 
-def cot_loss(model: GPT, prompts: Prompts, n_steps: int, forward=None) -> torch.Tensor:
+def cot_loss(model, prompts: Prompts, n_steps: int, forward=None, *,
+             through_feedback: bool = False) -> torch.Tensor:
     """Mean over ``n_steps`` = K read-outs of ``||ŵ_j − w||²/d`` (see the module docstring).
 
-    ``forward`` is the (possibly compiled) module used for the passes that carry gradient.
+    ``model``: the GPT, or the LSA (any model whose ``predict`` takes ``feedback_grad``).
+    ``forward`` is the (possibly compiled) module used for the GPT's passes that carry
+    gradient. ``through_feedback`` (LSA only): back-propagate through the fed-back ``ŵ`` too.
     """
+    if not isinstance(model, GPT):
+        w_hat = model.predict(prompts, n_steps, feedback_grad=through_feedback)
+        return ((w_hat - prompts.w[:, None, :].to(w_hat)) ** 2).mean()
+    if through_feedback:
+        raise BadValue("through_feedback", "through_feedback=True needs an LSA; the GPT's "
+                                           "CoT training always stops the gradient")
     n, run = prompts.n_points, model if forward is None else forward
     tok = tokens(prompts)                                  # (B, n + 1, D)
     if n_steps == 1:

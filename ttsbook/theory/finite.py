@@ -109,13 +109,15 @@ def _scalar_step(V: torch.Tensor, d: int) -> float:
     return c
 
 
-def finite_prompt_error(V: torch.Tensor, test_cov: torch.Tensor, m: int,
-                        n_steps: int) -> torch.Tensor:
+def finite_prompt_error(V: torch.Tensor, test_cov: torch.Tensor, m: int, n_steps: int,
+                        noise_std: float = 0.0) -> torch.Tensor:
     """Error of k passes on a test prompt of ``m`` examples, k = 0..n_steps: ``(n_steps+1,)``.
 
-    For ``V = −c·I`` (isotropic training, c = n/(n+d+1)) the error is
-    ``E tr (I − cŜ_m)^{2k} / d``, a spectral function of Ŝ_m (``ValueError`` for other V).
-    k = 0 and k = 1 are exact (``one_step_error``). For k ≥ 2 it is an approximation, not an
+    For ``V = −c·I`` (isotropic training, c = n/(n+d+1), or gradient descent with step size
+    η = c) the error is ``E tr[(I − cŜ_m)^{2k} + σ²/m · φ_k(Ŝ_m)² Ŝ_m⁺] / d``,
+    ``φ_k(λ) = 1 − (1 − cλ)^k``, a spectral function of Ŝ_m (``ValueError`` for other V);
+    σ = ``noise_std`` is the label noise (the second term is 0 without it). k = 0 and k = 1
+    are exact (``one_step_error``). For k ≥ 2 it is an approximation, not an
     exact value: ``∫ (1 − cλ)^{2k} dF`` with F the Marchenko–Pastur law of ratio γ = d/m
     (see ``_spectral_quadrature``). Σ = σI adds the real-Gaussian 1/d correction; any other
     Σ uses the limiting generalised law only, off by O(1/d). Neither sees the d^(-2/3)
@@ -124,19 +126,29 @@ def finite_prompt_error(V: torch.Tensor, test_cov: torch.Tensor, m: int,
     d = 10 and m >= 4d, for k <= 12 at d = 20 and m >= 1.5d; at d = 10, m = 2d only up to
     k = 2. It fails badly near divergence (n/(n+d+1)·λ₊ near 2; see ``divergence_threshold``),
     where rare prompts dominate the mean, and underestimates at large k (0.83 at d = 10,
-    m = 4d, k = 12; 0.27 at d = 10, m = 8d, k = 24).
+    m = 4d, k = 12; 0.27 at d = 10, m = 8d, k = 24). With noise, as k → ∞ the noise part
+    tends to the exact ``σ²/(m − d − 1)`` (``least_squares_error``) within 0.3% at d = 20,
+    m = 2d (the bare Marchenko–Pastur law, without the 1/d correction, would give
+    ``σ²/(m − d)``).
     """
     test_cov = check_covariance(test_cov, "test_cov")
     d = test_cov.shape[0]
     check_number(m, "m", 1)
     check_int(n_steps, "n_steps", low=0)
+    check_number(noise_std, "noise_std", 0)
     c = _scalar_step(V, d)
     lam, weight = _spectral_quadrature(test_cov, m)
-    k = torch.arange(n_steps + 1, dtype=DTYPE)
-    out = (weight[None, :] * (1 - c * lam[None, :]) ** (2 * k[:, None])).sum(1)
+    k = torch.arange(n_steps + 1, dtype=DTYPE)[:, None]
+    mean = (1 - c * lam[None, :]) ** (2 * k)                     # (K + 1, nodes)
+    if noise_std:
+        live = lam > 0
+        signal = 1 - (1 - c * lam[None, :]) ** k                 # φ_k(λ)
+        mean = mean + noise_std ** 2 / m * torch.where(
+            live, signal ** 2 / torch.where(live, lam, 1.0), 0.0)
+    out = (weight[None, :] * mean).sum(1)
     out[0] = 1.0
     if n_steps >= 1:
-        out[1] = one_step_error(V, test_cov, m)
+        out[1] = one_step_error(V, test_cov, m, noise_std)
     return out
 
 

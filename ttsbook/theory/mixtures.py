@@ -9,19 +9,8 @@ from typing import Sequence
 import torch
 
 from ..checks import DTYPE, check_number
-from ..spectra import check_covariance
+from ..spectra import check_covariance, check_mixture
 from .population import population_error
-
-
-def _check_mixture(covs: Sequence[torch.Tensor], probs) -> tuple[list, torch.Tensor]:
-    covs = [check_covariance(c, f"covs[{i}]") for i, c in enumerate(covs)]
-    if not covs or any(c.shape != covs[0].shape for c in covs):
-        raise ValueError("covs must be a non-empty list of same-shape covariances")
-    probs = torch.as_tensor(probs, dtype=DTYPE)
-    if probs.shape != (len(covs),) or (probs < 0).any() or abs(probs.sum().item() - 1) > 1e-6:
-        raise ValueError(f"probs must be {len(covs)} non-negative numbers summing to 1, "
-                         f"got {probs.tolist()}")
-    return covs, probs
 
 
 def mixture_optimum(covs: Sequence[torch.Tensor], probs, n: float) -> torch.Tensor:
@@ -30,7 +19,7 @@ def mixture_optimum(covs: Sequence[torch.Tensor], probs, n: float) -> torch.Tens
     ``V* = −(Σ π_ℓ Λ_ℓ)(Σ π_ℓ [(1 + 1/n) Λ_ℓ² + (tr Λ_ℓ / n) Λ_ℓ])⁻¹``;
     ``−Γ⁻¹`` for one task.
     """
-    covs, probs = _check_mixture(covs, probs)
+    covs, probs = check_mixture(covs, probs)
     check_number(n, "n", 1)
     mean = sum(p * c for p, c in zip(probs, covs))
     second = sum(p * ((1 + 1 / n) * c @ c + torch.trace(c) / n * c) for p, c in zip(probs, covs))
@@ -40,7 +29,7 @@ def mixture_optimum(covs: Sequence[torch.Tensor], probs, n: float) -> torch.Tens
 def selection_objective(covs: Sequence[torch.Tensor], test_cov: torch.Tensor, probs) -> float:
     """``||I − Σ⁻¹ Σ_ℓ π_ℓ Λ_ℓ||_F²``: how far the training mixture is from the
     target Σ."""
-    covs, probs = _check_mixture(covs, probs)
+    covs, probs = check_mixture(covs, probs)
     target = check_covariance(test_cov, "test_cov", definite=True)
     mix = sum(p * c for p, c in zip(probs, covs))
     eye = torch.eye(target.shape[0], dtype=DTYPE)
@@ -59,7 +48,7 @@ def _project_simplex(v: torch.Tensor) -> torch.Tensor:
 def _selection_qp(covs: Sequence[torch.Tensor], test_cov: torch.Tensor):
     """``(Q, b)`` of the selection QP: ``Q_ℓℓ' = <Σ⁻¹Λ_ℓ, Σ⁻¹Λ_ℓ'>_F``,
     ``b_ℓ = tr(Σ⁻¹Λ_ℓ)``."""
-    covs, _ = _check_mixture(covs, torch.full((len(covs),), 1 / max(len(covs), 1)))
+    covs, _ = check_mixture(covs)
     target = check_covariance(test_cov, "test_cov", definite=True)
     if covs[0].shape != target.shape:
         raise ValueError(f"test_cov must have shape {tuple(covs[0].shape)}, "

@@ -1,6 +1,7 @@
 """Label noise ``y = <w, x> + σε`` (float64): k passes as early-stopped preconditioned
 gradient descent, the least-squares limit and its double descent in m, and the
-early-stopping ↔ ridge correspondence.
+early-stopping ↔ ridge correspondence. With noise, the one-step and Marchenko–Pastur k-step
+errors are ``one_step_error`` and ``finite_prompt_error`` with ``noise_std``.
 
 Every estimate here is a *spectral filter* of least squares on the prompt: with
 ``Ŝ = XᵀX/m = Σ_j λ_j u_j u_jᵀ`` and ``b = Xᵀy/m``, ``ŵ = Σ_j φ(λ_j) u_j u_jᵀ b / λ_j``.
@@ -16,9 +17,6 @@ from __future__ import annotations
 import torch
 
 from ..checks import DTYPE, check_int, check_number
-from ..spectra import check_covariance
-from .finite import _spectral_quadrature
-from .population import _check_square, one_step_error
 
 
 def gd_filter(lam, eta: float, k: int) -> torch.Tensor:
@@ -62,20 +60,6 @@ def filter_error(S: torch.Tensor, phi, noise_std: float, m: int) -> torch.Tensor
     return ((1 - f) ** 2 + noise_std ** 2 / m * var).mean(-1)
 
 
-def noisy_one_step_error(V: torch.Tensor, test_cov: torch.Tensor, m: int,
-                         noise_std: float) -> float:
-    """Exact error of one pass with noisy labels, any V, x ~ N(0, Σ), m examples.
-
-    The noiseless ``one_step_error`` plus the noise term ``σ² tr(VΣVᵀ) / (m d)``.
-    """
-    test_cov = check_covariance(test_cov, "test_cov")
-    check_int(m, "m")
-    check_number(noise_std, "noise_std", 0)
-    V = _check_square(V, test_cov.shape[0])
-    var = noise_std ** 2 * torch.trace(V @ test_cov @ V.T).item() / m
-    return one_step_error(V, test_cov, m) + var / test_cov.shape[0]
-
-
 def least_squares_error(n_dims: int, m: int, noise_std: float) -> float:
     """Exact error of minimum-norm least squares on a prompt of m examples, Σ = I.
 
@@ -94,33 +78,3 @@ def least_squares_error(n_dims: int, m: int, noise_std: float) -> float:
     if m < n_dims - 1:
         return bias + var * m / (n_dims * (n_dims - m - 1))
     return bias if var == 0 else float("inf")
-
-
-def noisy_prompt_error(eta: float, n_dims: int, m: int, noise_std: float,
-                       n_steps: int) -> torch.Tensor:
-    """Error of k passes ``ŵ ← ŵ − η(Ŝŵ − b)`` with noisy labels, Λ = Σ = I: (n_steps+1,).
-
-    ``E tr[(I − ηŜ)^{2k} + σ²/m · φ_k(Ŝ)² Ŝ⁺] / d``, ``φ_k(λ) = 1 − (1 − ηλ)^k``. Exact
-    for k = 0 and k = 1 (the noise term is then ``σ²η²/m``); for k ≥ 2 the same
-    Marchenko–Pastur approximation as ``finite_prompt_error``. As k → ∞ its noise part
-    tends to the exact ``σ²/(m − d − 1)`` within 0.3% at d = 20, m = 2d (the bare
-    Marchenko–Pastur law, without the 1/d correction, would give ``σ²/(m − d)``).
-    """
-    check_number(eta, "eta", 0, strict=True)
-    check_int(n_dims, "n_dims")
-    check_int(m, "m")
-    check_number(noise_std, "noise_std", 0)
-    check_int(n_steps, "n_steps", low=0)
-    lam, weight = _spectral_quadrature(torch.eye(n_dims, dtype=DTYPE), m)
-    k = torch.arange(n_steps + 1, dtype=DTYPE)[:, None]
-    shrink = (1 - eta * lam[None, :]) ** k                       # (K+1, nodes)
-    live = lam > 0
-    var = torch.where(live, (1 - shrink) ** 2 / torch.where(live, lam, 1.0), 0.0)
-    out = (weight * (shrink ** 2 + noise_std ** 2 / m * var)).sum(1)
-    out[0] = 1.0
-    if n_steps >= 1:
-        V = -eta * torch.eye(n_dims, dtype=DTYPE)
-        out[1] = noisy_one_step_error(V, torch.eye(n_dims, dtype=DTYPE), m, noise_std)
-    return out
-
-

@@ -7,6 +7,8 @@ so predicting ``ŵ = 0`` scores 1. Arrays over k are indexed by the number of pa
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from ..checks import DTYPE, check_int, check_number
@@ -61,19 +63,23 @@ def population_error(V: torch.Tensor, test_cov: torch.Tensor, n_steps: int) -> t
     return torch.stack(out)
 
 
-def one_step_error(V: torch.Tensor, test_cov: torch.Tensor, m: int) -> float:
-    """Exact error of one pass with a test prompt of ``m`` examples ``x ~ N(0, Σ)``.
+def one_step_error(V: torch.Tensor, test_cov: torch.Tensor, m: int,
+                   noise_std: float = 0.0) -> float:
+    """Exact error of one pass with a test prompt of ``m`` examples ``x ~ N(0, Σ)``, any V.
 
-    ``(||I + VΣ||_F² + (tr(VΣ²Vᵀ) + tr(VΣVᵀ) tr Σ) / m) / d``.
+    ``(||I + VΣ||_F² + (tr(VΣ²Vᵀ) + tr(VΣVᵀ) tr Σ) / m) / d``, plus ``σ² tr(VΣVᵀ) / (m d)``
+    with label noise of standard deviation ``noise_std`` = σ.
     """
     test_cov = check_covariance(test_cov, "test_cov")
     check_number(m, "m", 1)
+    check_number(noise_std, "noise_std", 0)
     d = test_cov.shape[0]
     V = _check_square(V, d)
     bias = ((torch.eye(d, dtype=DTYPE) + V @ test_cov) ** 2).sum()
-    var = (torch.trace(V @ test_cov @ test_cov @ V.T)
-           + torch.trace(V @ test_cov @ V.T) * torch.trace(test_cov))
-    return ((bias + var / m) / d).item()
+    spread = torch.trace(V @ test_cov @ V.T)
+    var = torch.trace(V @ test_cov @ test_cov @ V.T) + spread * torch.trace(test_cov)
+    error = ((bias + var / m) / d).item()
+    return error + noise_std ** 2 * spread.item() / m / d if noise_std else error
 
 
 def mu_spectrum(V: torch.Tensor, test_cov: torch.Tensor) -> torch.Tensor:
@@ -86,16 +92,17 @@ def mu_spectrum(V: torch.Tensor, test_cov: torch.Tensor) -> torch.Tensor:
     return torch.sort(mu.real).values
 
 
-def scaling_law(cov: torch.Tensor, n: float, n_steps: int) -> torch.Tensor:
+def scaling_law(spectrum, n: float, n_steps: int) -> torch.Tensor:
     """Upper bound ``(1 + n/(1 + Hard))^(−2k)`` on the error for k = 0..n_steps
-    (Σ = Λ, m → ∞).
+    (Σ = Λ, m → ∞). ``spectrum``: the covariance Λ, or its hardness ``Hard`` (a number).
 
-    It is an equality for ``Λ = I``.
+    It is an equality for ``Λ = I``; ``n_star`` inverts it.
     """
     check_number(n, "n", 1)
     check_int(n_steps, "n_steps", low=0)
+    hard = float(spectrum) if isinstance(spectrum, numbers.Real) else hardness(spectrum)
     k = torch.arange(n_steps + 1, dtype=DTYPE)
-    return (1 + n / (1 + hardness(cov))) ** (-2 * k)
+    return (1 + n / (1 + hard)) ** (-2 * k)
 
 
 def n_star(hard: float, k, eps: float) -> torch.Tensor:
