@@ -16,9 +16,9 @@ from ttsbook.spectra import COV_HELP, SPECTRA
 
 # Lowest first: a module may import only modules of earlier layers (or its own).
 LAYERS = [
-    {"checks"}, {"utils", "spectra", "params"}, {"tasks", "theory"}, {"tokens"},
+    {"checks"}, {"utils", "spectra", "params", "voting"}, {"tasks", "theory"}, {"tokens"},
     {"lsa", "gpt", "predictors", "evaluate"}, {"train", "stopping"},
-    {"experiments", "plots", "parallel"}, {"planner"}, {"runs"},
+    {"experiments", "plots", "parallel", "llm"}, {"planner"}, {"runs"},
     {"__main__", "__init__"},
 ]
 # The wings: namespaces (ttsbook.theory.gamma), never flattened to ttsbook.X.
@@ -27,7 +27,8 @@ WINGS = ("theory", "experiments", "stopping", "parallel", "planner", "runs")
 WING = ["options", "config", "run", "score", "sweep", "pool", "launch", "cli", "__init__"]
 # Import edges between the package's top-level modules (``theory/`` and ``runs/`` count as
 # one each): 104 before issue 21. A ceiling, so that a new edge is a decision.
-MAX_IMPORT_EDGES = 100
+# +4 for the language-model chapter: llm -> checks, utils, voting; voting -> checks.
+MAX_IMPORT_EDGES = 104
 PACKAGE = Path(tb.__file__).parent
 
 
