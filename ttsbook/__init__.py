@@ -24,6 +24,7 @@ from .train import TrainConfig, cot_loss, direct_loss, train
 from .evaluate import evaluate, prompt_errors
 # The book's scales and devices.
 from .utils import announce, book_scale, resolve_device
+from .params import check_params
 # The wings, as namespaces; ``runs`` (GPT runs on disk, their scores, grids of them, the
 # command line) is the one no other module imports.
 from . import experiments, parallel, planner, runs, stopping, theory
