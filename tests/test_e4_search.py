@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ttsbook.grids import expand, read_sweep
+from ttsbook.runs import expand, read_sweep
 
 TABLES = Path(str(resources.files("ttsbook") / "data" / "gpt" / "e4_search"))
 SHIPPED_K8 = {"61a5e259", "12b267e1", "0e080d48", "321ac81e"}

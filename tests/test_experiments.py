@@ -98,7 +98,7 @@ def test_train_on_mixture_reaches_mixture_optimum():
 def test_label_runs_builds_labels_from_typed_columns():
     frame = pd.DataFrame({"n": [10, 15], "n_lo": [10, 5], "pos": ["none", "learned"],
                           "train_cov": ["isotropic", "power_raw:1.0"]})
-    assert tb.label_runs(frame, prefix="GPT, ").tolist() == ["GPT, n = 10", "GPT, n = 5..15"]
-    assert tb.label_runs(frame, ("pos", "n")).tolist() == ["pos = none, n = 10", "pos = learned, n = 5..15"]
-    assert tb.label_runs(frame.drop(columns="n_lo"), ("train_cov", "n")).tolist() == [
+    assert tb.runs.label_runs(frame, prefix="GPT, ").tolist() == ["GPT, n = 10", "GPT, n = 5..15"]
+    assert tb.runs.label_runs(frame, ("pos", "n")).tolist() == ["pos = none, n = 10", "pos = learned, n = 5..15"]
+    assert tb.runs.label_runs(frame.drop(columns="n_lo"), ("train_cov", "n")).tolist() == [
         "isotropic, n = 10", "power_raw:1.0, n = 15"]

@@ -18,7 +18,7 @@ NOTEBOOKS = [name for name in CHAPTERS if not (ROOT / f"{name}.md").exists()]
 
 
 def test_toc_lists_the_chapters():
-    assert CHAPTERS[0] == "book/tts_basics" and len(NOTEBOOKS) == 12
+    assert CHAPTERS[0] == "book/tts_basics" and len(NOTEBOOKS) == 13
     assert sync_colab.out_of_sync(ROOT, only=CHAPTERS) == []  # .md pages are not reported
     assert "book/intro" not in CHAPTERS
 

@@ -3,9 +3,11 @@
 One address per name. The core is flat: ``ttsbook.X`` for the tasks, models, predictors,
 training and evaluation that every chapter uses. The wings are namespaces, imported here so
 that ``import ttsbook`` reaches them: ``ttsbook.theory`` (closed forms), ``ttsbook.experiments``
-(the LSA experiments of chapters 5–7 and 10), ``ttsbook.stopping``, ``ttsbook.parallel`` and
-``ttsbook.planner``. No name is exported at two addresses (``tests/test_package.py``).
-Everything else stays in its module (``ttsbook.train.Trainer``, ``ttsbook.utils.save_checkpoint``).
+(the LSA experiments of chapters 5–7 and 10), ``ttsbook.stopping``, ``ttsbook.parallel``,
+``ttsbook.planner`` and ``ttsbook.runs`` (GPT runs on disk: ``ttsbook.runs.train_run``,
+``ttsbook.runs.SHIPPED_RUNS``, ...), which no other module imports. No name is exported at
+two addresses (``tests/test_package.py``). Everything else stays in its module
+(``ttsbook.train.Trainer``, ``ttsbook.utils.save_checkpoint``).
 """
 from .checks import BadValue
 # Tasks: prompts of (x, y) pairs, and the covariances that shape them.
@@ -22,14 +24,9 @@ from .train import TrainConfig, cot_loss, direct_loss, train
 from .evaluate import evaluate, prompt_errors
 # The book's scales and devices.
 from .utils import announce, book_scale, resolve_device
-# The wings, as namespaces.
-from . import experiments, parallel, planner, stopping, theory
-# Runs on disk: train, resume, reload, score (the GPT-run wing).
-from .runs import RunConfig, RunInterrupted, run_dir, train_argv, train_run
-from .finished import SHIPPED_RUNS, EvalConfig, evaluate_runs, load_run
-from .experiments import label_runs
-# Grids of runs on many workers (python -m ttsbook sweep).
-from .grids import expand, read_sweep, swept_scores
-from .cluster import LaunchConfig, launch
+from .params import check_params
+# The wings, as namespaces; ``runs`` (GPT runs on disk, their scores, grids of them, the
+# command line) is the one no other module imports.
+from . import experiments, parallel, planner, runs, stopping, theory
 
 __version__ = "0.2.0"

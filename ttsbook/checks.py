@@ -3,12 +3,15 @@ checks, and the error that names the bad argument.
 
 :class:`BadValue` is a ``ValueError`` that also carries the argument's name (``arg``), so the
 command line can say which option was wrong in one line; Python callers see a plain
-``ValueError`` whose message names the argument too.
+``ValueError`` whose message names the argument too. :func:`param` declares a config field
+with the help text its command-line option shows (``ttsbook.runs`` builds the options).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
+import re
 
 import torch
 
@@ -27,11 +30,18 @@ class BadValue(ValueError):
         return BadValue(f"{parent}.{self.arg}", str(self))
 
 
-def check_int(value, name: str, low: int = 1) -> int:
-    """``value`` if it is an integer (not a bool) ``>= low``; else :class:`BadValue`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise BadValue(name, f"{name} must be an integer >= {low}, got {value!r}")
+def check_int(value, name: str, low: int = 1, high: int | None = None) -> int:
+    """``value`` if it is an integer (not a bool) ``>= low`` (and ``<= high``); else
+    :class:`BadValue`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low \
+            or (high is not None and value > high):
+        bound = f">= {low}" + (f" and <= {high:,}" if high is not None else "")
+        raise BadValue(name, f"{name} must be an integer {bound}, got {value!r}")
     return int(value)
+
+
+MAX_SEED = 2**63 - 1
+"""The largest seed a generator takes (``torch.manual_seed``, numpy): seeds are 0..2**63-1."""
 
 
 def check_number(value, name: str, low: float, *, strict: bool = False,
@@ -39,11 +49,25 @@ def check_number(value, name: str, low: float, *, strict: bool = False,
     """``value`` if it is a real number ``>= low`` (``> low`` if ``strict``), ``< high`` if
     given."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and math.isfinite(value) \
         and (value > low if strict else value >= low) and (high is None or value < high)
     if not ok:
         interval = (f"{'>' if strict else '>='} {low:g}"
                     + (f" and < {high:g}" if high is not None else ""))
         raise BadValue(name, f"{name} must be a number {interval}, got {value!r}")
+    return value
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+"""A name that may become a file name or a job parameter: no separator, no leading dot."""
+
+
+def check_name(value, name: str) -> str:
+    """``value`` if it is a safe name (:data:`SAFE_NAME`: 1 to 100 letters, digits, ``.``,
+    ``_`` or ``-``, not starting with a dot); else :class:`BadValue`."""
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+        raise BadValue(name, f"{name} must be 1 to 100 letters, digits, '.', '_' or '-', not "
+                             f"starting with '.', got {value!r}")
     return value
 
 
@@ -53,6 +77,12 @@ def check_choice(value, name: str, choices) -> object:
         raise BadValue(name, f"{name} must be one of {', '.join(map(repr, choices))}, "
                              f"got {value!r}")
     return value
+
+
+def param(default=dataclasses.MISSING, help: str = "", **how) -> dataclasses.Field:
+    """A dataclass field with CLI metadata: ``help``, and optionally ``choices``, ``parse``,
+    ``show``, ``metavar``, ``flag`` (default ``--field-name``) or ``nested`` (a config class)."""
+    return dataclasses.field(default=default, metadata={"help": help, **how})
 
 
 def check_noise_std(value, name: str = "noise_std") -> float:

@@ -1,11 +1,11 @@
 """The LSA experiments of chapters 5–7 and 10: one LSA per training context, errors over the
 (n, k) grid, the hardness sweep, training mixtures compared by their true error, the share of
-isotropic prompts that diverge (Monte Carlo), and run labels.
+isotropic prompts that diverge (Monte Carlo).
 
 Results are tidy frames with typed columns: ``n`` (training context, int), ``k`` (passes,
 int; ``k = 1`` is direct prediction), ``m`` (test examples), ``error`` or ``mean, ci_low,
 ci_high, median``. Errors are per coordinate, ``||ŵ_k − w||²/d``. A chapter selects rows by
-these columns and builds its display labels from them (``label_runs``); it never parses one.
+these columns and builds its display labels from them; it never parses one.
 """
 from __future__ import annotations
 
@@ -206,21 +206,3 @@ def train_on_mixture(covs: Sequence[torch.Tensor], probs, n: int, config: TrainC
     model = LSA(LSAConfig(n_dims=covs[0].shape[0], seed=model_seed))
     train(model, MixtureTask(covs, probs), n, config, device=device)
     return model
-
-
-def label_runs(frame: pd.DataFrame, by: Sequence[str] = ("n",), prefix: str = "") -> pd.Series:
-    """Display labels from typed columns: ``"GPT, n = 10"``, ``"pos = learned, n = 5..15"``.
-
-    ``by`` names the columns shown, in order: ``n`` prints ``n = N`` (``n = LO..N`` when the
-    frame's ``n_lo`` differs, a run trained on a range of contexts), ``train_cov`` prints its
-    spec as is, any other column ``name = value``.
-    """
-    def part(row, column):
-        if column == "n":
-            low = row.get("n_lo", row["n"])
-            return f"n = {row['n']}" if low == row["n"] else f"n = {low}..{row['n']}"
-        return str(row[column]) if column == "train_cov" else f"{column} = {row[column]}"
-
-    columns = [c for c in frame.columns if c in {*by, "n_lo"}]
-    rows = frame[columns].to_dict("records")  # keeps each column's type (ints stay ints)
-    return pd.Series([prefix + ", ".join(part(r, c) for c in by) for r in rows], index=frame.index)

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import BadValue, check_choice, check_int, check_number, check_steps
-from .options import param
+from .checks import (MAX_SEED, BadValue, check_choice, check_int, check_number, check_steps,
+                     param)
 from .tasks import Prompts
 from .tokens import cot_column, tokens
 
@@ -51,7 +51,7 @@ class GPTConfig:
                                      f"n_head={self.n_head}")
         check_choice(self.pos, "pos", POSITIONS)
         check_number(self.dropout, "dropout", 0, high=1)
-        check_int(self.seed, "seed", low=0)
+        check_int(self.seed, "seed", low=0, high=MAX_SEED)
 
 
 PRESETS = {

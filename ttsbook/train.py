@@ -36,9 +36,8 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from .checks import BadValue, check_choice, check_int, check_number
+from .checks import MAX_SEED, BadValue, check_choice, check_int, check_number, param
 from .gpt import GPT, KVCache
-from .options import param
 from .tasks import Prompts, RegressionTask
 from .tokens import cot_tokens, tokens
 from .utils import amp_dtype, deferred_interrupt, progress, resolve_device, thread_policy
@@ -68,10 +67,10 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("steps", "batch_size", "log_every"):
             check_int(getattr(self, name), name)
-        check_number(self.lr, "lr", 0, strict=True)
+        check_number(self.lr, "lr", 0, strict=True, high=1e10)  # finite, far past sane
         check_choice(self.optimizer, "optimizer", tuple(OPTIMIZERS))
         check_choice(self.schedule, "schedule", SCHEDULES)
-        check_int(self.seed, "seed", low=0)
+        check_int(self.seed, "seed", low=0, high=MAX_SEED)
         if self.warmup is None:
             self.warmup = min(100, self.steps // 10)
         if check_int(self.warmup, "warmup", low=0) >= self.steps:

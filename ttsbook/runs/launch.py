@@ -1,31 +1,32 @@
 """Running grids of GPT training runs on many workers: a local pool, a SLURM cluster, in-process.
 
 The grid itself, a sweep's runs, which are done and the collected results table, is
-:mod:`ttsbook.grids`'s; here each unfinished run becomes one job (:func:`run_job`) that trains
-it (resuming from its atomic checkpoint) and scores it on every evaluation setting.
+:mod:`ttsbook.runs.sweep`'s; here each unfinished run becomes one job
+(:func:`~ttsbook.runs.pool.run_job`) that trains it (resuming from its atomic checkpoint) and
+scores it on every evaluation setting.
 
-Executors: ``local`` (a process pool: one worker per visible GPU, or one per CPU core with one
-thread each), ``slurm`` (a submitit job array; submitit is imported only to submit) and
-``debug`` (in-process, in order). A SLURM job that is preempted or times out is requeued by
-submitit through :meth:`TrainJob.checkpoint`, and resumes from the run's last checkpoint.
+Executors: ``local`` (:mod:`ttsbook.runs.pool`: one worker per visible GPU, or one per CPU core
+with one thread each; a worker that dies fails its run alone), ``slurm`` (a submitit job array;
+submitit is imported only to submit) and ``debug`` (in-process, in order). A SLURM job that is
+preempted or times out is requeued by submitit through :meth:`TrainJob.checkpoint`, and resumes
+from the run's last checkpoint.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .checks import BadValue, check_choice, check_int
-from .finished import EvalConfig, evaluate_runs
-from .grids import Sweep, collect, pending, score_file
-from .options import options, param
-from .runs import RunConfig, run_dir, train_run
-from .utils import atomic_write, resolve_device
+from ..checks import BadValue, check_choice, check_int, check_name, param
+from ..utils import resolve_device
+from .options import options
+from .pool import run_job, run_local
+from .run import RunDir
+from .sweep import Sweep, collect, pending
 
 EXECUTORS = ("local", "slurm", "debug")
 
@@ -37,8 +38,9 @@ class LaunchConfig:
     executor: str = param("local", "local: a process pool (one run per visible GPU, else one per "
                                    "CPU core, one thread each); slurm: a submitit job array; "
                                    "debug: in-process, one after the other", choices=EXECUTORS)
-    workers: int | None = param(None, "local: at most this many runs at once (default: one per "
-                                      "GPU or CPU core)", parse=int, metavar="N")
+    workers: int | None = param(None, "local: at most this many runs at once, at most the CPU "
+                                      "cores (default: one per GPU or CPU core)", parse=int,
+                                metavar="N")
     partition: str | None = param(None, "slurm: partition (default: the cluster's)", parse=str)
     time: int = param(240, "slurm: time limit of one job in minutes; a job that runs out is "
                            "requeued and resumes from its checkpoint", metavar="MIN")
@@ -52,36 +54,21 @@ class LaunchConfig:
 
     def __post_init__(self):
         check_choice(self.executor, "executor", EXECUTORS)
-        check_int(self.time, "time")
-        check_int(self.gpus, "gpus", low=0)
-        check_int(self.requeues, "requeues", low=0)
-        for name in ("workers", "cpus", "array_parallelism"):
+        check_int(self.time, "time", high=10**6)
+        check_int(self.gpus, "gpus", low=0, high=1024)
+        check_int(self.requeues, "requeues", low=0, high=10**4)
+        if self.partition is not None:
+            check_name(self.partition, "partition")
+        highs = {"workers": os.cpu_count() or 1, "cpus": 10**5, "array_parallelism": 10**6}
+        for name, high in highs.items():  # workers: one core each at least
             if getattr(self, name) is not None:
-                check_int(getattr(self, name), name)
+                check_int(getattr(self, name), name, high=high)
 
 
 LAUNCH_OPTIONS = options(LaunchConfig)
 
 
 # ---------------------------------------------------------------- one job
-def run_job(record: dict, root: str, evals: list, device: str = "auto",
-            threads: int | None = None) -> str:
-    """Train the run of ``record`` (a :meth:`RunConfig.record`; resuming from its checkpoint, a
-    finished run is skipped), then score it on each of ``evals`` (dicts of :class:`EvalConfig`
-    fields) not yet scored. Returns the run's directory name."""
-    config = RunConfig(**record)
-    path = train_run(config, root, device, resume=True, threads=threads)
-    for fields in evals:
-        target = score_file(path, EvalConfig(**fields))
-        if target.exists():
-            continue
-        df = evaluate_runs([path], **fields, device=device, threads=threads)
-        df = df.assign(run_id=config.run_id(), n_prompts=fields["n_prompts"],
-                       eval_seed=fields["seed"])
-        atomic_write(target, lambda tmp: df.to_csv(tmp, index=False))  # like checkpoints
-    return path.name
-
-
 class TrainJob:
     """One run of a sweep as a submitit job: ``TrainJob(root, evals, device)(record)`` is
     :func:`run_job`. It is checkpointable in submitit's sense (the contract of
@@ -103,67 +90,6 @@ class TrainJob:
 # ---------------------------------------------------------------- executors
 def submitit_installed() -> bool:
     return importlib.util.find_spec("submitit") is not None
-
-
-def local_slots(device: torch.device, workers: int | None = None) -> list[dict]:
-    """The environment of each local worker: one per visible GPU (``CUDA_VISIBLE_DEVICES``) on
-    CUDA, else one per CPU core (or ``workers``) with one thread each."""
-    if device.type == "cuda":
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        gpus = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
-        return [{"CUDA_VISIBLE_DEVICES": g.strip()} for g in gpus][:workers]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return [{"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}] * (workers or cores or 1)
-
-
-_STOP = None  # in a local worker: set once the sweep is interrupted
-
-
-def _init_worker(slots, stop) -> None:
-    global _STOP
-    _STOP = stop
-    os.environ.update(slots.get())
-    if os.environ.get("OMP_NUM_THREADS") == "1":
-        torch.set_num_threads(1)
-
-
-def _pool_job(*args) -> tuple[str | None, str | None]:
-    """:func:`run_job` in a worker: ``(name, None)``, or ``(None, error)`` as one line of text."""
-    if _STOP is not None and _STOP.is_set():  # queued before a Ctrl-C: do not start it
-        return None, "cancelled"
-    try:
-        return run_job(*args), None
-    except BaseException as err:  # noqa: BLE001 (text pickles; RunInterrupted would not)
-        return None, f"{type(err).__name__}: {err}"
-
-
-def run_local(records: list, root, evals: list, device: torch.device,
-              workers: int | None = None) -> dict:
-    """Run the jobs on a pool of spawned worker processes (:func:`local_slots`).
-    Returns ``{record index: error}`` for the jobs that failed; Ctrl-C cancels the rest."""
-    import multiprocessing
-
-    slots, context = local_slots(device, workers), multiprocessing.get_context("spawn")
-    size = max(1, min(len(slots), len(records)))
-    queue, stop = context.Queue(), context.Event()
-    for slot in slots[:size]:
-        queue.put(slot)
-    job = ("cuda", None) if device.type == "cuda" else ("cpu", 1)
-    pool = ProcessPoolExecutor(size, mp_context=context, initializer=_init_worker,
-                               initargs=(queue, stop))
-    failures = {}
-    try:
-        futures = {pool.submit(_pool_job, r, str(root), evals, *job): i
-                   for i, r in enumerate(records)}
-        for future in as_completed(futures):
-            if error := future.result()[1]:
-                failures[futures[future]] = error
-    except KeyboardInterrupt:  # the workers' runs got it too: each saves a checkpoint
-        stop.set()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
-    return failures
 
 
 def run_debug(records: list, root, evals: list, device: torch.device,
@@ -219,7 +145,7 @@ def launch(sweep: Sweep, root: str | Path, config: LaunchConfig | None = None,
         jobs = submit_slurm(records, root, evals, slurm_plan(len(todo), sweep.name, config))
     elif todo and config.executor == "local":
         failed = run_local(records, root, evals, device, config.workers)
-        failures = {run_dir(todo[i], root).name: error for i, error in sorted(failed.items())}
+        failures = {RunDir.of(todo[i], root).name: error for i, error in sorted(failed.items())}
     elif todo:
         run_debug(records, root, evals, device, threads)
     if config.executor != "slurm" or not todo:

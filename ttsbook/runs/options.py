@@ -1,8 +1,9 @@
 """Command-line options generated from config dataclasses: one field, one option.
 
-A field declared with :func:`param` carries its help text and, where its default's type does
-not say how to read it, a ``parse`` function and a ``show`` function (value -> text). A field
-that holds another config is declared with ``nested=`` and contributes that config's options.
+A field declared with :func:`ttsbook.checks.param` carries its help text and, where its
+default's type does not say how to read it, a ``parse`` function and a ``show`` function
+(value -> text). A field that holds another config is declared with ``nested=`` and
+contributes that config's options.
 :func:`options` lists one :class:`Option` per leaf field, addressed by its path
 (``("train", "steps")`` is ``--steps``); the parser and the argv that reproduces a config are
 both generated from that list, so they cannot drift apart.
@@ -14,12 +15,6 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
-
-
-def param(default=dataclasses.MISSING, help: str = "", **how) -> dataclasses.Field:
-    """A dataclass field with CLI metadata: ``help``, and optionally ``choices``, ``parse``,
-    ``show``, ``metavar``, ``flag`` (default ``--field-name``) or ``nested`` (a config class)."""
-    return dataclasses.field(default=default, metadata={"help": help, **how})
 
 
 def plain(text: str) -> str:

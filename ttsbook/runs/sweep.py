@@ -2,19 +2,17 @@
 
 A sweep is a TOML file (chapter 8's paper-scale grid ships as ``ttsbook/data/sweeps/``
 ``e3e4_paper.toml``) or ``--grid FIELD=V1,V2`` options over any :class:`RunConfig` field, plus
-training seeds. Each grid point is a run in ``run_dir(config, root)``, named by its config hash.
-One job trains it (resuming from its atomic checkpoint) and scores it on every evaluation
-setting, writing ``scores-<hash>.csv`` beside the weights; a run with all of its score files is
-skipped, so re-launching a sweep does only the unfinished work. :func:`collect` gathers the
-score files into one tidy table, ``<root>/<name>.csv`` (and ``.json``), the one chapters read.
-Running the jobs is :mod:`ttsbook.cluster`'s.
+training seeds. Each grid point is a run in ``RunDir.of(config, root)``, named by its config
+hash. One job trains it (resuming from its atomic checkpoint) and scores it on every evaluation
+setting, writing a score file beside the weights (:func:`~ttsbook.runs.score.score_file`); a
+run with all of its score files is skipped, so re-launching a sweep does only the unfinished
+work. :func:`collect` gathers the score files into one tidy table, ``<root>/<name>.csv`` (and
+``.json``), the one chapters read. Running the jobs is :mod:`ttsbook.runs.launch`'s.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -22,11 +20,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .checks import BadValue
-from .finished import EvalConfig
+from ..checks import BadValue, check_name
+from ..spectra import check_cov_spec
+from ..utils import atomic_write
 from .options import Option, flag_of
-from .runs import RUN_OPTIONS, RunConfig, run_dir
-from .utils import atomic_write
+from .config import RUN_OPTIONS, RunConfig
+from .run import RunDir
+from .score import EvalConfig, score_file
 
 try:
     import tomllib
@@ -69,8 +69,17 @@ def field_option(name: str, arg: str = "grid") -> Option:
     raise BadValue(arg, f"unknown field {name!r}; run-config fields are: {fields}")
 
 
+KINDS = {str: ((str,), "text"), int: ((int,), "an integer"),
+         float: ((int, float), "a number"), bool: ((bool,), "true or false")}
+
+
 def field_value(o: Option, value, arg: str = "grid"):
-    """``value`` of field ``o``, read from text with the option's own parser when it is text."""
+    """``value`` of field ``o``, read from text with the option's own parser when it is text;
+    a value of the wrong type (``train_cov = 5``, ``steps = 1.5``) is a ``BadValue``."""
+    kinds, what = KINDS.get(o.parse, (None, o.metavar))
+    if kinds and (not isinstance(value, str) or o.parse is str) and (
+            not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
+        raise BadValue(arg, f"field {field_name(o)}: expected {what}, got {value!r}")
     if not isinstance(value, str) or o.parse is str:
         return value
     if o.parse is bool:
@@ -115,13 +124,21 @@ def read_sweep(sweep: str | Path) -> tuple[str, dict]:
         raise BadValue("sweep", "reading a sweep file needs Python 3.11+ or tomli "
                                 "(pip install 'ttsbook[cluster]'); --grid options need neither")
     try:
-        spec = tomllib.loads(path.read_text())
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise BadValue("sweep", f"{path} is not valid TOML ({err})") from None
+    except UnicodeDecodeError:
+        raise BadValue("sweep", f"{path} is not UTF-8 text (a TOML file is)") from None
+    except OSError as err:
+        raise BadValue("sweep", f"{path} cannot be read ({err.strerror or err})") from None
     if unknown := sorted(set(spec) - set(SWEEP_KEYS)):
         raise BadValue("sweep", f"{path}: unknown key(s) {unknown}; "
                                 f"allowed: {', '.join(SWEEP_KEYS)}")
-    return spec.get("name", path.stem), spec
+    name = spec.get("name", path.stem)
+    try:
+        return check_name(name, "name"), spec
+    except BadValue as err:
+        raise BadValue("sweep", f"{path}: {err}") from None
 
 
 def _points(base: dict, block: dict, arg: str):
@@ -164,12 +181,18 @@ def _blocks(spec: dict, arg: str) -> list[dict]:
     """The ``[[grid]]`` blocks (or one ``[grid]`` table) as ``{option: [values]}``."""
     blocks = spec.get("grid", [{}])
     blocks = [blocks] if isinstance(blocks, dict) else blocks
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        raise BadValue(arg, "grid must be a [grid] table or [[grid]] tables of FIELD = values")
+    if "grid" in spec and not all(blocks):  # an empty block would add the [base] run alone
+        raise BadValue(arg, "empty grid: a [grid] or [[grid]] table holds no field")
     return [{o: v if isinstance(v, list) else [v]
              for o, v in _table({"grid": b}, "grid", arg).items()}
             for b in blocks]
 
 
 def _evals(spec: dict, overrides: dict, arg: str) -> list[EvalConfig]:
+    if not isinstance(spec.get("eval", {}), dict):
+        raise BadValue(arg, "[eval] must be a table of FIELD = value(s)")
     table = spec.get("eval", {}) | overrides
     fields = [f.name for f in dataclasses.fields(EvalConfig)]
     if unknown := sorted(set(table) - set(fields)):
@@ -187,17 +210,22 @@ def expand(spec: dict | None = None, grid=(), seeds=None, evals: dict | None = N
     axes ``grid`` (texts ``FIELD=V1,V2``) and ``seeds`` replacing the file's axes of the same
     field in every block; ``evals`` overrides the file's ``[eval]`` fields."""
     arg = "sweep" if spec is not None else "grid"
+    check_name(name, "name")
     if spec is None and not grid:
         raise BadValue("grid", "empty grid: give a sweep file (a .toml path or a shipped sweep) "
                                "or --grid FIELD=V1,V2")
+    if spec is not None and not grid and not (spec.get("base") or spec.get("grid")):
+        raise BadValue(arg, "empty sweep: the file defines no runs (give a [base] or [grid] "
+                            "table), or add --grid FIELD=V1,V2")
     spec, cli = spec or {}, parse_grid(grid)
+    given = set(cli) | ({field_option("seed")} if seeds is not None else set())
     seeds = spec.get("seeds") if seeds is None else seeds
     if seeds is not None:
         cli[field_option("seed")] = list(seeds) if isinstance(seeds, (list, tuple)) else [seeds]
     base, runs = _table(spec, "base", arg), {}
     blocks = [b | cli for b in _blocks(spec, arg)]
     for block in blocks:
-        where = "grid" if set(block) & set(cli) else arg  # the option to name in an error
+        where = "grid" if set(block) & given else arg  # the option to name in an error
         for point in _points(base, block, where):
             config = _config(point, where)
             runs.setdefault(config.run_id(), config)
@@ -205,20 +233,18 @@ def expand(spec: dict | None = None, grid=(), seeds=None, evals: dict | None = N
         raise BadValue(arg, "empty grid: it holds no runs")
     axes = tuple(dict.fromkeys(field_name(o) for b in blocks for o, v in b.items()
                                if len(v) > 1 or len(blocks) > 1))
-    return Sweep(name, list(runs.values()), _evals(spec, evals or {}, arg), axes)
+    scored = _evals(spec, evals or {}, arg)
+    for d in sorted({c.model.n_dims for c in runs.values()}):  # before any training
+        for e in scored:
+            check_cov_spec(e.test_cov, d, "test_cov")
+    return Sweep(name, list(runs.values()), scored, axes)
 
 
 # ---------------------------------------------------------------- which runs are done
-def score_file(run: str | Path, spec: EvalConfig) -> Path:
-    """Where a run keeps its scores under ``spec``: ``scores-<hash of spec>.csv``."""
-    key = json.dumps(dataclasses.asdict(spec), sort_keys=True).encode()
-    return Path(run) / f"scores-{hashlib.sha1(key).hexdigest()[:8]}.csv"
-
-
 def pending(sweep: Sweep, root: str | Path) -> list[RunConfig]:
     """The runs of ``sweep`` under ``root`` still to train or to score."""
     return [c for c in sweep.runs
-            if not all(score_file(run_dir(c, root), e).exists() for e in sweep.evals)]
+            if not all(score_file(RunDir.of(c, root), e).exists() for e in sweep.evals)]
 
 
 # ---------------------------------------------------------------- results
@@ -238,10 +264,10 @@ def collect(sweep: Sweep, root: str | Path, write: bool = True) -> pd.DataFrame:
     """Every score of the sweep's runs under ``root``, one tidy frame: :func:`evaluate_runs`'s
     columns, then ``run_id``, ``n_prompts``, ``eval_seed`` and the grid's axes. With ``write``
     it is saved as ``root/<name>.csv`` and ``.json`` (when any run is scored)."""
-    frames = [read_results(score_file(run_dir(c, root), e)).assign(
-                  **{a: _axis_value(c, a) for a in sweep.axes
-                     if a not in ("train_cov", "pos", "cot_steps")})
-              for c in sweep.runs for e in sweep.evals if score_file(run_dir(c, root), e).exists()]
+    files = [(c, score_file(RunDir.of(c, root), e)) for c in sweep.runs for e in sweep.evals]
+    frames = [read_results(file).assign(**{a: _axis_value(c, a) for a in sweep.axes
+                                           if a not in ("train_cov", "pos", "cot_steps")})
+              for c, file in files if file.exists()]
     if not frames:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)
@@ -262,8 +288,8 @@ def swept_scores(results, run: str | Path, spec: EvalConfig) -> pd.DataFrame | N
         results = read_results(results)
     rows = results[(results["run"] == Path(run).name) & (results["test_cov"] == spec.test_cov)
                    & (results["m"] == spec.m) & (results["n_prompts"] == spec.n_prompts)
-                   & (results["eval_seed"] == spec.seed) & (results["k"] <= spec.k_max)]
-    if sorted(rows["k"]) != list(range(1, spec.k_max + 1)):
+                   & (results["eval_seed"] == spec.seed) & (results["k"] <= spec.n_steps)]
+    if sorted(rows["k"]) != list(range(1, spec.n_steps + 1)):
         return None
     return rows.iloc[:, :list(rows.columns).index("run_id")].reset_index(drop=True)
 
