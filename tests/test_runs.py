@@ -54,7 +54,8 @@ def test_run_config_nests_the_model_and_training_configs():
     assert RunConfig(**flat.record()) == flat
 
 
-@pytest.mark.parametrize("run", sorted(p.name for p in SHIPPED_RUNS.iterdir() if p.is_dir()))
+@pytest.mark.parametrize("run", sorted(p.name for p in SHIPPED_RUNS.iterdir()
+                                         if (p / "config.json").exists()))
 def test_shipped_runs_are_found_by_their_chapter_config(run):
     """Chapter 8 finds each shipped run from its config, built as the chapter builds it."""
     saved = json.loads(RunDir(SHIPPED_RUNS / run).config_file.read_text())
@@ -193,7 +194,7 @@ def test_amp_dtype_needs_native_bf16(monkeypatch, native_bf16, expected):
 
 
 def test_shipped_runs_are_package_data():
-    names = sorted(p.name for p in SHIPPED_RUNS.iterdir() if p.is_dir())
+    names = sorted(p.name for p in SHIPPED_RUNS.iterdir() if (p / "config.json").exists())
     assert len(names) == 7 and all(RunDir(SHIPPED_RUNS / n).finished for n in names)
     model = load_run(SHIPPED_RUNS / names[0])
     assert next(model.parameters()).dtype == torch.float32
